@@ -1,0 +1,47 @@
+/** Bearer-token auth for every route but the health checks and the API description. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { UnauthorizedError, ValidationError } from '../errors.ts';
+import { verifyToken } from '../domain/index.ts';
+import type { CommandContext, HubCore } from '../domain/index.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Name of the token that authenticated the request. */
+    actor: string;
+  }
+}
+
+const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/openapi.json']);
+const isPublic = (url: string): boolean => {
+  const path = url.split('?')[0] ?? '';
+  return PUBLIC_PATHS.has(path) || path === '/docs' || path.startsWith('/docs/');
+};
+
+export function installAuth(app: FastifyInstance, core: HubCore): void {
+  app.decorateRequest('actor', '');
+  app.addHook('onRequest', async (req) => {
+    if (isPublic(req.url)) return;
+    const header = req.headers.authorization;
+    const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    const record = m?.[1] ? verifyToken(m[1], (id) => core.state.tokens.get(id)) : undefined;
+    if (!record) {
+      req.log.warn({ reason: header ? 'invalid or revoked token' : 'no token', ip: req.ip }, 'authentication failed');
+      throw new UnauthorizedError(header ? 'the token is invalid or revoked' : 'send an admin token: Authorization: Bearer <token>');
+    }
+    req.actor = record.name;
+  });
+}
+
+/** The reason header, recorded with the events a request makes. */
+export const REASON_HEADER = 'x-henge-reason';
+
+export function commandContext(req: FastifyRequest): CommandContext {
+  const raw = req.headers[REASON_HEADER];
+  const reason = Array.isArray(raw) ? raw.join(' ') : raw;
+  if (reason !== undefined && reason.length > 500) {
+    throw new ValidationError(`${REASON_HEADER} is longer than 500 characters`, {
+      violations: [{ field: `headers.${REASON_HEADER}`, rule: 'maxLength', message: 'at most 500 characters' }],
+    });
+  }
+  return reason ? { actor: req.actor, reason: decodeURIComponent(reason) } : { actor: req.actor };
+}

@@ -1,0 +1,318 @@
+/**
+ * Commands: each validates against the current views, refuses with every problem it finds, or turns
+ * into events that commit atomically. Validation evaluates the proposed state without changing the
+ * views, so a refused command leaves no trace, in memory or on disk.
+ */
+import type { ConfigValue } from '../../protocol/snapshot.ts';
+import { AlreadyExistsError, LastTokenError, NotFoundError, SchemaConflictError, SchemaViolationError } from '../errors.ts';
+import type { Violation } from '../errors.ts';
+import { applyPatch, compareGroupsForMerge, effectiveValues } from './config.ts';
+import type { DeviceRecord, GroupRecord } from './config.ts';
+import type { CommandContext, CommitResult, HubCore } from './core.ts';
+import { EventType } from './events.ts';
+import type { EventData } from './events.ts';
+import { checkConfigKeys, checkId, checkLabels } from './ids.ts';
+import { parseSchemaDocument, sameFields, validateConfig } from './schema.ts';
+import type { SchemaRecord } from './schema.ts';
+import { matches, parseSelector } from './selector.ts';
+import type { Selector } from './selector.ts';
+import type { HubState } from './state.ts';
+import { generateToken } from './tokens.ts';
+
+export const WarningCode = {
+  SelectorMatchesNothing: 'HENGE_W_SELECTOR_MATCHES_NOTHING',
+  KeyIgnored: 'HENGE_W_KEY_IGNORED',
+} as const;
+export type WarningCode = (typeof WarningCode)[keyof typeof WarningCode];
+
+export interface Warning {
+  readonly code: WarningCode;
+  readonly message: string;
+  readonly field?: string;
+}
+
+export interface CommandResult extends CommitResult {
+  readonly warnings: readonly Warning[];
+}
+
+/** At most this many violations are listed in one error; `details.total` gives the full count. */
+const MAX_LISTED = 1000;
+
+function violationError<E extends SchemaViolationError | SchemaConflictError>(
+  Cls: new (message: string, details: { violations: Violation[]; total: number }) => E,
+  violations: Violation[],
+  what: string,
+): E {
+  const first = violations[0];
+  const summary = first ? `${first.device ? `${first.device}: ` : ''}${first.message}` : '';
+  const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : '';
+  return new Cls(`${what}: ${summary}${more}`, { violations: violations.slice(0, MAX_LISTED), total: violations.length });
+}
+
+function mustDevice(s: HubState, id: string): DeviceRecord {
+  const d = s.devices.get(id);
+  if (!d) throw new NotFoundError(`device ${id} does not exist`, { device: id });
+  return d;
+}
+
+function mustSchema(s: HubState, name: string): SchemaRecord {
+  const schema = s.latestSchema(name);
+  if (!schema) throw new NotFoundError(`schema ${name} does not exist; publish it first`, { schema: name });
+  return schema;
+}
+
+function groupsForLabels(s: HubState, labels: Readonly<Record<string, string>>): GroupRecord[] {
+  const out: GroupRecord[] = [];
+  for (const g of s.allGroups()) if (matches(parseSelector(g.selector), labels)) out.push(g);
+  return out.sort(compareGroupsForMerge);
+}
+
+/** Device-layer keys must be fields of the device's schema. */
+function unknownDeviceKeys(values: Readonly<Record<string, ConfigValue>>, schema: SchemaRecord | undefined, device: string): Violation[] {
+  if (!schema) return [];
+  const known = new Set(schema.fields.map((f) => f.name));
+  return Object.keys(values)
+    .filter((k) => !known.has(k))
+    .map((k) => ({ field: `values.${k}`, rule: 'unknown', message: `${k} is not a field of schema ${schema.name}`, device }));
+}
+
+function checkDevice(device: Pick<DeviceRecord, 'id' | 'values'>, groups: readonly GroupRecord[], schema: SchemaRecord | undefined): Violation[] {
+  if (!schema) return [];
+  const effective = effectiveValues(device, groups, schema);
+  const out = validateConfig(schema, effective, device.id).filter((v) => v.rule !== 'unknown');
+  return [...unknownDeviceKeys(device.values, schema, device.id), ...out];
+}
+
+export interface AddDeviceInput {
+  readonly id: string;
+  readonly name?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly schema?: string | null;
+  readonly values?: Readonly<Record<string, ConfigValue>>;
+}
+
+export async function addDevice(core: HubCore, ctx: CommandContext, input: AddDeviceInput): Promise<CommandResult> {
+  checkId('device', input.id);
+  const labels = input.labels ?? {};
+  checkLabels(labels);
+  const values = input.values ?? {};
+  checkConfigKeys(Object.keys(values));
+  await core.ready();
+  const s = core.state;
+  if (s.devices.has(input.id)) throw new AlreadyExistsError(`device ${input.id} already exists`, { device: input.id });
+  const schema = input.schema ? mustSchema(s, input.schema) : undefined;
+  const violations = checkDevice({ id: input.id, values }, groupsForLabels(s, labels), schema);
+  if (violations.length > 0) throw violationError(SchemaViolationError, violations, `device ${input.id} would have an invalid config`);
+  const events: EventData[] = [
+    { type: EventType.DeviceAdded, data: { device: input.id, name: input.name ?? input.id, labels, schema: input.schema ?? null } },
+  ];
+  const { changes } = applyPatch({}, values, false);
+  if (changes.length > 0) events.push({ type: EventType.ValuesChanged, data: { device: input.id, changes } });
+  return { ...(await core.commit(ctx, events)), warnings: [] };
+}
+
+export interface UpdateDeviceInput {
+  readonly name?: string;
+  /** Labels to set; null removes one. */
+  readonly labels?: Readonly<Record<string, string | null>>;
+  readonly schema?: string | null;
+}
+
+export async function updateDevice(core: HubCore, ctx: CommandContext, id: string, input: UpdateDeviceInput): Promise<CommandResult> {
+  if (input.labels) checkLabels(input.labels);
+  await core.ready();
+  const s = core.state;
+  const prev = mustDevice(s, id);
+  let labels: Record<string, string> | undefined;
+  if (input.labels) {
+    labels = { ...prev.labels };
+    for (const [k, v] of Object.entries(input.labels)) {
+      if (v === null) delete labels[k];
+      else labels[k] = v;
+    }
+    if (JSON.stringify(Object.entries(labels).sort()) === JSON.stringify(Object.entries(prev.labels).sort())) labels = undefined;
+  }
+  const schemaName = input.schema !== undefined && input.schema !== prev.schema ? input.schema : undefined;
+  const name = input.name !== undefined && input.name !== prev.name ? input.name : undefined;
+  if (labels === undefined && schemaName === undefined && name === undefined) return { seq: null, events: [], warnings: [] };
+  const schema = schemaName !== undefined ? (schemaName === null ? undefined : mustSchema(s, schemaName)) : s.schemaOf(prev);
+  const groups = labels !== undefined ? groupsForLabels(s, labels) : s.groupsOf(id);
+  const violations = checkDevice(prev, groups, schema);
+  if (violations.length > 0) throw violationError(SchemaViolationError, violations, `device ${id} would have an invalid config`);
+  const data = {
+    device: id,
+    ...(name !== undefined ? { name } : {}),
+    ...(labels !== undefined ? { labels } : {}),
+    ...(schemaName !== undefined ? { schema: schemaName } : {}),
+  };
+  return { ...(await core.commit(ctx, [{ type: EventType.DeviceUpdated, data }])), warnings: [] };
+}
+
+export async function removeDevice(core: HubCore, ctx: CommandContext, id: string): Promise<CommandResult> {
+  await core.ready();
+  mustDevice(core.state, id);
+  return { ...(await core.commit(ctx, [{ type: EventType.DeviceRemoved, data: { device: id } }])), warnings: [] };
+}
+
+export type ValueTarget = { readonly device: string } | { readonly group: string };
+
+/** Sets (and with null, unsets) values at the device or group layer; `replace` drops keys not given. */
+export async function setValues(
+  core: HubCore,
+  ctx: CommandContext,
+  target: ValueTarget,
+  patch: Readonly<Record<string, ConfigValue | null>>,
+  replace: boolean,
+): Promise<CommandResult> {
+  checkConfigKeys(Object.keys(patch));
+  await core.ready();
+  const s = core.state;
+  if ('device' in target) {
+    const device = mustDevice(s, target.device);
+    const { next, changes } = applyPatch(device.values, patch, replace);
+    if (changes.length === 0) return { seq: null, events: [], warnings: [] };
+    const violations = checkDevice({ id: device.id, values: next }, s.groupsOf(device.id), s.schemaOf(device));
+    if (violations.length > 0) throw violationError(SchemaViolationError, violations, `invalid value for device ${device.id}`);
+    return { ...(await core.commit(ctx, [{ type: EventType.ValuesChanged, data: { device: device.id, changes } }])), warnings: [] };
+  }
+  const group = s.group(target.group);
+  if (!group) throw new NotFoundError(`group ${target.group} does not exist`, { group: target.group });
+  const { next, changes } = applyPatch(group.values, patch, replace);
+  if (changes.length === 0) return { seq: null, events: [], warnings: [] };
+  const proposed: GroupRecord = { ...group, values: next };
+  const members = [...s.groupMembers(group.name)];
+  const violations = checkMembers(s, members, group.name, proposed);
+  if (violations.length > 0) throw violationError(SchemaViolationError, violations, `invalid value for group ${group.name}`);
+  const warnings = groupWarnings(s, members, proposed, Object.keys(patch).filter((k) => patch[k] !== null));
+  return { ...(await core.commit(ctx, [{ type: EventType.ValuesChanged, data: { group: group.name, changes } }])), warnings };
+}
+
+/** Validates member devices with group `name` replaced by `proposed` (or removed when null). */
+function checkMembers(s: HubState, members: readonly string[], name: string, proposed: GroupRecord | null): Violation[] {
+  const out: Violation[] = [];
+  for (const id of members) {
+    const device = s.devices.get(id);
+    if (!device) continue;
+    const schema = s.schemaOf(device);
+    if (!schema) continue;
+    const groups = s.groupsOf(id).filter((g) => g.name !== name);
+    if (proposed) {
+      groups.push(proposed);
+      groups.sort(compareGroupsForMerge);
+    }
+    out.push(...checkDevice(device, groups, schema));
+  }
+  return out;
+}
+
+function groupWarnings(s: HubState, members: readonly string[], group: GroupRecord, keys: readonly string[]): Warning[] {
+  if (members.length === 0) {
+    return [{ code: WarningCode.SelectorMatchesNothing, field: 'selector', message: `selector ${group.selector} matches no device (yet)` }];
+  }
+  const warnings: Warning[] = [];
+  for (const key of keys) {
+    const used = members.some((id) => {
+      const d = s.devices.get(id);
+      const schema = d ? s.schemaOf(d) : undefined;
+      return !schema || schema.fields.some((f) => f.name === key);
+    });
+    if (!used) {
+      warnings.push({ code: WarningCode.KeyIgnored, field: `values.${key}`, message: `no member device's schema has a field ${key}; the value has no effect` });
+    }
+  }
+  return warnings;
+}
+
+export interface DefineGroupInput {
+  readonly selector: string;
+  readonly priority?: number;
+  /** When given, replaces the group's values in the same atomic change. */
+  readonly values?: Readonly<Record<string, ConfigValue>>;
+}
+
+/** Creates a group or changes its selector and priority (and, if given, its values). */
+export async function defineGroup(core: HubCore, ctx: CommandContext, name: string, input: DefineGroupInput): Promise<CommandResult> {
+  checkId('group', name);
+  const selector: Selector = parseSelector(input.selector);
+  if (input.values) checkConfigKeys(Object.keys(input.values));
+  await core.ready();
+  const s = core.state;
+  const prev = s.group(name);
+  const priority = input.priority ?? prev?.priority ?? 0;
+  const valuesPatch = applyPatch(prev?.values ?? {}, input.values ?? {}, input.values !== undefined);
+  const now = Date.now();
+  const proposed: GroupRecord = {
+    name,
+    selector: selector.text,
+    priority,
+    values: valuesPatch.next,
+    createdAt: prev?.createdAt ?? now,
+    updatedAt: now,
+  };
+  const members = s.devicesMatching(selector);
+  const affected = new Set([...members, ...s.groupMembers(name)]);
+  const violations: Violation[] = [];
+  const memberSet = new Set(members);
+  for (const id of affected) violations.push(...checkMembers(s, [id], name, memberSet.has(id) ? proposed : null));
+  if (violations.length > 0) throw violationError(SchemaViolationError, violations, `group ${name} would give devices an invalid config`);
+  const events: EventData[] = [];
+  if (!prev || prev.selector !== selector.text || prev.priority !== priority) {
+    events.push({ type: EventType.GroupDefined, data: { group: name, selector: selector.text, priority } });
+  }
+  if (valuesPatch.changes.length > 0) events.push({ type: EventType.ValuesChanged, data: { group: name, changes: valuesPatch.changes } });
+  const warnings = groupWarnings(s, members, proposed, Object.keys(input.values ?? {}));
+  return { ...(await core.commit(ctx, events)), warnings };
+}
+
+export async function removeGroup(core: HubCore, ctx: CommandContext, name: string): Promise<CommandResult> {
+  await core.ready();
+  const s = core.state;
+  if (!s.group(name)) throw new NotFoundError(`group ${name} does not exist`, { group: name });
+  const violations = checkMembers(s, [...s.groupMembers(name)], name, null);
+  if (violations.length > 0) throw violationError(SchemaViolationError, violations, `removing group ${name} would give devices an invalid config`);
+  return { ...(await core.commit(ctx, [{ type: EventType.GroupRemoved, data: { group: name } }])), warnings: [] };
+}
+
+export interface PublishResult extends CommandResult {
+  readonly schema: SchemaRecord;
+  /** False when the document equals the latest version (nothing was published). */
+  readonly created: boolean;
+}
+
+/** Publishes a new version of a schema, refusing with every conflict it would cause on bound devices. */
+export async function publishSchema(core: HubCore, ctx: CommandContext, name: string, doc: unknown): Promise<PublishResult> {
+  checkId('schema', name);
+  const parsed = parseSchemaDocument(doc);
+  await core.ready();
+  const s = core.state;
+  const latest = s.latestSchema(name);
+  if (latest && sameFields(latest, parsed.fields, parsed.description)) return { seq: null, events: [], warnings: [], schema: latest, created: false };
+  const version = (latest?.version ?? 0) + 1;
+  const candidate: SchemaRecord = { name, version, fields: parsed.fields, publishedAt: Date.now(), ...(parsed.description !== undefined ? { description: parsed.description } : {}) };
+  const violations: Violation[] = [];
+  for (const d of s.devices.values()) if (d.schema === name) violations.push(...checkDevice(d, s.groupsOf(d.id), candidate));
+  if (violations.length > 0) {
+    throw violationError(SchemaConflictError, violations, `schema ${name} v${version} conflicts with ${new Set(violations.map((v) => v.device)).size} device(s)`);
+  }
+  const result = await core.commit(ctx, [
+    { type: EventType.SchemaPublished, data: { schema: name, version, fields: parsed.fields, ...(parsed.description !== undefined ? { description: parsed.description } : {}) } },
+  ]);
+  return { ...result, warnings: [], schema: core.state.latestSchema(name) ?? candidate, created: true };
+}
+
+export async function createToken(core: HubCore, ctx: CommandContext, name: string): Promise<CommandResult & { id: string; token: string }> {
+  await core.ready();
+  const t = generateToken();
+  const result = await core.commit(ctx, [{ type: EventType.TokenCreated, data: { token: t.id, name, hash: t.hash } }]);
+  return { ...result, warnings: [], id: t.id, token: t.token };
+}
+
+export async function revokeToken(core: HubCore, ctx: CommandContext, id: string): Promise<CommandResult> {
+  await core.ready();
+  const s = core.state;
+  const tok = s.tokens.get(id);
+  if (!tok || tok.revokedAt !== null) throw new NotFoundError(`token ${id} does not exist or is already revoked`, { token: id });
+  const active = [...s.tokens.values()].filter((t) => t.revokedAt === null);
+  if (active.length === 1) throw new LastTokenError('refusing to revoke the last valid token: create another one first', { token: id });
+  return { ...(await core.commit(ctx, [{ type: EventType.TokenRevoked, data: { token: id } }])), warnings: [] };
+}

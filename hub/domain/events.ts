@@ -1,0 +1,68 @@
+/** The event log's vocabulary. Every change to the hub is one or more of these, appended in order. */
+import type { ConfigValue } from '../../protocol/snapshot.ts';
+import type { FieldDef } from './schema.ts';
+
+export const EventType = {
+  HubInitialized: 'hub.initialized',
+  DeviceAdded: 'device.added',
+  DeviceUpdated: 'device.updated',
+  DeviceRemoved: 'device.removed',
+  SchemaPublished: 'schema.published',
+  GroupDefined: 'group.defined',
+  GroupRemoved: 'group.removed',
+  ValuesChanged: 'values.changed',
+  TokenCreated: 'token.created',
+  TokenRevoked: 'token.revoked',
+} as const;
+export type EventType = (typeof EventType)[keyof typeof EventType];
+
+/** One key's change; `from` absent = was unset, `to` absent = is now unset. */
+export interface ValueChange {
+  readonly key: string;
+  readonly from?: ConfigValue;
+  readonly to?: ConfigValue;
+}
+
+export type EventData =
+  | { readonly type: typeof EventType.HubInitialized; readonly data: { readonly hubId: string; readonly incarnation: string } }
+  | {
+      readonly type: typeof EventType.DeviceAdded;
+      readonly data: { readonly device: string; readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly schema: string | null };
+    }
+  | {
+      readonly type: typeof EventType.DeviceUpdated;
+      readonly data: {
+        readonly device: string;
+        readonly name?: string;
+        readonly labels?: Readonly<Record<string, string>>;
+        readonly schema?: string | null;
+      };
+    }
+  | { readonly type: typeof EventType.DeviceRemoved; readonly data: { readonly device: string } }
+  | {
+      readonly type: typeof EventType.SchemaPublished;
+      readonly data: { readonly schema: string; readonly version: number; readonly description?: string; readonly fields: readonly FieldDef[] };
+    }
+  | { readonly type: typeof EventType.GroupDefined; readonly data: { readonly group: string; readonly selector: string; readonly priority: number } }
+  | { readonly type: typeof EventType.GroupRemoved; readonly data: { readonly group: string } }
+  | {
+      readonly type: typeof EventType.ValuesChanged;
+      readonly data: { readonly device?: string; readonly group?: string; readonly changes: readonly ValueChange[] };
+    }
+  | { readonly type: typeof EventType.TokenCreated; readonly data: { readonly token: string; readonly name: string; readonly hash: string } }
+  | { readonly type: typeof EventType.TokenRevoked; readonly data: { readonly token: string } };
+
+export interface EventMeta {
+  readonly seq: number;
+  /** Milliseconds since the epoch, when the command was accepted. */
+  readonly time: number;
+  /** Who asked for the change: an admin token's name, `hub` for the hub itself. */
+  readonly actor: string;
+  readonly reason?: string;
+}
+
+export type HengeEvent = EventMeta & EventData;
+
+export function isEventType(s: string): s is EventType {
+  return (Object.values(EventType) as string[]).includes(s);
+}

@@ -1,0 +1,46 @@
+/** Naming rules for devices, groups, schemas, labels and config keys (DESIGN.md, "Data model"). */
+import { InvalidIdError, ValidationError } from '../errors.ts';
+
+/** Device, group and schema ids: lowercase, digits and dashes, 1–63 characters, not starting with a dash. */
+export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Label keys: like ids, plus `.`, `_` and `/` after the first character (e.g. `site.floor`, `hw/rev`). */
+export const LABEL_KEY_PATTERN = /^[a-z0-9][a-z0-9._/-]{0,62}$/;
+/** Label values: up to 63 of letters, digits, `.`, `_`, `-`; may be empty. */
+export const LABEL_VALUE_PATTERN = /^[A-Za-z0-9._-]{0,63}$/;
+/** Config keys: a letter or `_` first, then letters, digits, `_` and `-`; up to 64 characters. */
+export const CONFIG_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+export type IdKind = 'device' | 'group' | 'schema' | 'token';
+
+export function checkId(kind: IdKind, id: string): string {
+  if (!ID_PATTERN.test(id)) {
+    throw new InvalidIdError(`invalid ${kind} id ${JSON.stringify(id)}: use 1-63 of a-z, 0-9 and '-', not starting with '-'`, {
+      violations: [{ field: 'id', rule: 'pattern', message: `must match ${ID_PATTERN.source}` }],
+      id,
+    });
+  }
+  return id;
+}
+
+export function checkLabels(labels: Readonly<Record<string, string | null>>, field = 'labels'): void {
+  const violations = [];
+  for (const [k, v] of Object.entries(labels)) {
+    if (!LABEL_KEY_PATTERN.test(k)) {
+      violations.push({ field: `${field}.${k}`, rule: 'pattern', message: `label key must match ${LABEL_KEY_PATTERN.source}` });
+    }
+    if (v !== null && !LABEL_VALUE_PATTERN.test(v)) {
+      violations.push({ field: `${field}.${k}`, rule: 'pattern', message: `label value must match ${LABEL_VALUE_PATTERN.source}` });
+    }
+  }
+  if (violations.length > 0) throw new ValidationError(`invalid labels: ${violations.map((v) => v.field).join(', ')}`, { violations });
+}
+
+export function checkConfigKeys(keys: Iterable<string>, field = 'values'): void {
+  const violations = [];
+  for (const k of keys) {
+    if (!CONFIG_KEY_PATTERN.test(k)) {
+      violations.push({ field: `${field}.${k}`, rule: 'pattern', message: `config key must match ${CONFIG_KEY_PATTERN.source}` });
+    }
+  }
+  if (violations.length > 0) throw new ValidationError(`invalid config keys: ${violations.map((v) => v.field).join(', ')}`, { violations });
+}
