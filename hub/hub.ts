@@ -3,22 +3,22 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { createApi } from './api/server.ts';
 import { createMetrics } from './api/metrics.ts';
 import { HubCore, createToken } from './domain/index.ts';
 import { LevelStore } from './store/level-store.ts';
 
-export const DEFAULT_DATA_DIR = '.henge/hub';
-export const DEFAULT_API_PORT = 7683;
-export const DEFAULT_API_HOST = '127.0.0.1';
+import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_DATA_DIR } from './defaults.ts';
+
+export { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_DATA_DIR };
 
 export interface HubOptions {
   readonly data?: string;
   readonly host?: string;
   /** 0 picks a free port. */
   readonly port?: number;
-  readonly logger?: FastifyServerOptions['logger'];
+  readonly logger?: FastifyBaseLogger;
 }
 
 export interface RunningHub {
@@ -37,13 +37,24 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   const dataDir = resolve(opts.data ?? DEFAULT_DATA_DIR);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const metrics = createMetrics();
-  const core = await HubCore.open(new LevelStore(resolve(dataDir, 'store')), metrics.observer);
+  const log = opts.logger;
+  const core = await HubCore.open(new LevelStore(resolve(dataDir, 'store')), {
+    ...metrics.observer,
+    commandFailed(err) {
+      metrics.observer.commandFailed?.(err);
+      log?.error({ err }, 'a write failed; the command was refused and nothing of it was kept');
+    },
+    reloaded(err) {
+      metrics.observer.reloaded?.(err);
+      log?.warn({ err }, 'views reloaded from the store after a failed write');
+    },
+  });
   metrics.bind(core);
   let firstToken: string | null = null;
   if (core.state.tokens.size === 0) {
     firstToken = (await createToken(core, { actor: 'hub', reason: 'first start' }, 'admin')).token;
   }
-  const app = await createApi(core, metrics, { logger: opts.logger ?? false });
+  const app = await createApi(core, metrics, opts.logger ? { logger: opts.logger } : {});
   try {
     await app.listen({ host: opts.host ?? DEFAULT_API_HOST, port: opts.port ?? DEFAULT_API_PORT });
   } catch (err) {

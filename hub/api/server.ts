@@ -1,6 +1,6 @@
 /** The REST API: fastify, a JSON Schema on every route, OpenAPI at /openapi.json and a docs page at /docs. */
 import Fastify, { LogController } from 'fastify';
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -38,12 +38,13 @@ function validatorCompiler(): (args: { schema: AnySchema; httpPart?: string }) =
 }
 
 export interface ApiOptions {
-  readonly logger?: FastifyServerOptions['logger'];
+  /** A pino logger; none by default (tests, benchmarks). */
+  readonly logger?: FastifyBaseLogger;
 }
 
 export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: opts.logger ?? false,
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // One line per request at 10,000 writes/s is noise and CPU; errors and auth failures are logged.
     logController: new LogController({ disableRequestLogging: true }),

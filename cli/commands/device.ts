@@ -1,0 +1,99 @@
+/** `henge device add|list|show|label|rm` */
+import type { Command } from 'commander';
+import type { DeviceRecord, FieldDef } from '../../hub/domain/index.ts';
+import { parseAssignments, parseLabels } from '../assignments.ts';
+import { commandEnv } from '../context.ts';
+import { formatLabels, formatTime, formatValue, printJson, printTable } from '../output.ts';
+import { schemaFields } from './values.ts';
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+export function registerDevice(program: Command): void {
+  const device = program.command('device').description('add, list, show, label and remove devices');
+
+  device
+    .command('add <id>')
+    .description('add a device (id: 1-63 of a-z, 0-9 and -)')
+    .option('--name <name>', 'display name (default: the id)')
+    .option('-l, --label <key=value>', 'a label; repeat for more', collect, [])
+    .option('-s, --schema <name>', 'bind the device to a published schema')
+    .option('--set <key=value>', 'an initial device value; repeat for more', collect, [])
+    .action(async (id: string, o: { name?: string; label: string[]; schema?: string; set: string[] }, cmd: Command) => {
+      const env = await commandEnv(cmd);
+      const fields = o.schema ? await schemaFields(env.client, o.schema) : new Map<string, FieldDef>();
+      const labels = parseLabels(o.label) as Record<string, string>;
+      const body = {
+        id,
+        ...(o.name ? { name: o.name } : {}),
+        ...(o.label.length ? { labels } : {}),
+        ...(o.schema ? { schema: o.schema } : {}),
+        ...(o.set.length ? { values: parseAssignments(o.set, fields) } : {}),
+      };
+      const r = await env.client.request<{ device: DeviceRecord; seq: number }>('POST', '/devices', body);
+      if (env.json) printJson(r);
+      else process.stdout.write(`added device ${r.device.id} (log seq ${r.seq})\n`);
+    });
+
+  device
+    .command('list')
+    .alias('ls')
+    .description('list devices')
+    .option('--selector <selector>', 'only devices whose labels match, e.g. "site=a,role in (gw|sensor)"')
+    .action(async (o: { selector?: string }, cmd: Command) => {
+      const env = await commandEnv(cmd);
+      const r = await env.client.request<{ devices: DeviceRecord[] }>('GET', `/devices${o.selector ? `?selector=${encodeURIComponent(o.selector)}` : ''}`);
+      if (env.json) return printJson(r.devices);
+      printTable(
+        ['ID', 'NAME', 'SCHEMA', 'LABELS'],
+        r.devices.map((d) => [d.id, d.name, d.schema ?? '-', formatLabels(d.labels) || '-']),
+        'no devices',
+      );
+    });
+
+  device
+    .command('show <id>')
+    .description('show a device, its effective config and its state')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const env = await commandEnv(cmd);
+      const path = `/devices/${encodeURIComponent(id)}`;
+      const [d, config, state] = await Promise.all([
+        env.client.request<{ device: DeviceRecord }>('GET', path),
+        env.client.request<{ version: number; hash: string; values: Record<string, unknown>; groups: string[] }>('GET', `${path}/config`),
+        env.client.request<Record<string, unknown>>('GET', `${path}/state`),
+      ]);
+      if (env.json) return printJson({ ...d, config, state });
+      const dev = d.device;
+      const lines = [
+        `device   ${dev.id} (${dev.name})`,
+        `schema   ${dev.schema ?? '-'}`,
+        `labels   ${formatLabels(dev.labels) || '-'}`,
+        `groups   ${config.groups.join(', ') || '-'}`,
+        `version  ${config.version} (hash ${config.hash})`,
+        `applied  ${state['appliedVersion'] === null ? '-' : String(state['appliedVersion'])}  online ${String(state['online'])}`,
+        `created  ${formatTime(dev.createdAt)}  updated ${formatTime(dev.updatedAt)}`,
+        'values',
+        ...Object.entries(config.values).map(([k, v]) => `  ${k} = ${formatValue(v)}`),
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+
+  device
+    .command('label <id> <labels...>')
+    .description('set labels (key=value) or remove them (key-)')
+    .action(async (id: string, labels: string[], _o: unknown, cmd: Command) => {
+      const env = await commandEnv(cmd);
+      const r = await env.client.request<{ device: DeviceRecord; seq: number | null }>('PATCH', `/devices/${encodeURIComponent(id)}`, { labels: parseLabels(labels) });
+      if (env.json) printJson(r);
+      else process.stdout.write(`${r.device.id}: ${formatLabels(r.device.labels) || '(no labels)'}${r.seq === null ? ' (unchanged)' : ''}\n`);
+    });
+
+  device
+    .command('rm <id>')
+    .description('remove a device (its history stays in the log)')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const env = await commandEnv(cmd);
+      const r = await env.client.request<{ seq: number }>('DELETE', `/devices/${encodeURIComponent(id)}`);
+      if (env.json) printJson(r);
+      else process.stdout.write(`removed device ${id}\n`);
+    });
+}

@@ -1,0 +1,117 @@
+/** `henge hub`: run the hub, or check its views against its log with --verify. */
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_DATA_DIR } from '../../hub/defaults.ts';
+import { HengeError } from '../../hub/errors.ts';
+import { configPath, writeConfig } from '../config.ts';
+import { CliError, ExitCode } from '../exit.ts';
+import { printJson } from '../output.ts';
+
+interface HubFlags {
+  data: string;
+  host: string;
+  port: string;
+  logLevel: string;
+  verify?: boolean;
+  json?: boolean;
+  writeConfig: boolean;
+}
+
+function parsePort(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`--port must be 0..65535, got ${text}`, ExitCode.Usage);
+  return n;
+}
+
+async function verify(flags: HubFlags): Promise<void> {
+  const { LevelStore } = await import('../../hub/store/level-store.ts');
+  const { verifyStore } = await import('../../hub/store/verify.ts');
+  const store = new LevelStore(resolve(flags.data, 'store'));
+  try {
+    await store.open();
+  } catch (err) {
+    throw new CliError(err instanceof HengeError ? `${err.message} (stop the hub first)` : String(err), ExitCode.Unavailable);
+  }
+  try {
+    process.stderr.write(`verifying ${store.location}: replaying the log into memory...\n`);
+    const report = await verifyStore(store, (n) => process.stderr.write(`  ${n} events replayed\n`));
+    if (flags.json) printJson(report);
+    else {
+      for (const d of report.differences) {
+        process.stdout.write(`${d.kind.padEnd(9)} ${d.key}\n`);
+        if (d.expected !== undefined) process.stdout.write(`  log says:   ${d.expected}\n`);
+        if (d.actual !== undefined) process.stdout.write(`  view holds: ${d.actual}\n`);
+      }
+      process.stdout.write(
+        `${report.events} events replayed, ${report.views} views compared in ${Math.round(report.ms)} ms: ` +
+          `${report.differences.length === 0 ? 'views match the log' : `${report.differences.length} difference(s)`}\n`,
+      );
+    }
+    if (report.differences.length > 0) process.exitCode = ExitCode.VerifyMismatch;
+  } finally {
+    await store.close();
+  }
+}
+
+async function run(flags: HubFlags): Promise<void> {
+  // Loaded here, not at the top: admin verbs should not pay for fastify and LevelDB.
+  const { pino } = await import('pino');
+  const { startHub } = await import('../../hub/hub.ts');
+  const logger = pino({ level: flags.logLevel, base: { component: 'hub' } }, pino.destination(2));
+  const hub = await startHub({ data: flags.data, host: flags.host, port: parsePort(flags.port), logger }).catch((err: unknown) => {
+    if (err instanceof HengeError) throw new CliError(err.message, ExitCode.Unavailable);
+    throw err;
+  });
+  const meta = hub.core.state.meta;
+  const lines = [
+    `henge hub ${meta?.hubId ?? ''} started in ${Math.round(hub.startupMs)} ms`,
+    `  data: ${hub.dataDir}`,
+    `  API:  ${hub.url}  (docs: ${hub.url}/docs)`,
+  ];
+  if (hub.firstToken) {
+    lines.push(`  admin token (shown once, stored only as a hash): ${hub.firstToken}`);
+    if (flags.writeConfig) {
+      const path = configPath();
+      await writeConfig({ url: hub.url, token: hub.firstToken }, path);
+      lines.push(`  CLI config written to ${path}: henge commands on this machine need no flags`);
+    }
+  }
+  // One write, after the config file exists: whoever reads the banner can use the CLI at once.
+  process.stdout.write(`${lines.join('\n')}\n`);
+  if (flags.host !== DEFAULT_API_HOST && flags.host !== 'localhost') {
+    logger.warn({ host: flags.host }, 'the API listens beyond loopback over plain HTTP; admin tokens cross the network in clear');
+  }
+  logger.info({ url: hub.url, hubId: meta?.hubId, devices: hub.core.state.devices.size, logLength: hub.core.state.seq }, 'hub ready');
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: finishing writes in flight');
+    hub.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+export function registerHub(program: Command): void {
+  program
+    .command('hub')
+    .description('run the hub: store, REST API (and, later, the device endpoint)')
+    .option('--data <dir>', 'data folder (LevelDB store inside)', DEFAULT_DATA_DIR)
+    .option('--host <addr>', 'address the API listens on', DEFAULT_API_HOST)
+    .option('--port <n>', 'API port (0 picks a free one)', String(DEFAULT_API_PORT))
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (logs are JSON on stderr)', 'info')
+    .option('--no-write-config', 'on first start, do not write the CLI config file')
+    .option('--verify', 'do not start: rebuild the views from the log in memory and report every difference (exit 8 if any)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const flags = cmd.optsWithGlobals<HubFlags>();
+      if (flags.verify) await verify(flags);
+      else await run(flags);
+    });
+}

@@ -1,0 +1,4 @@
+/** Defaults shared by the hub and the CLI (kept apart so the CLI starts without loading the hub). */
+export const DEFAULT_DATA_DIR = '.henge/hub';
+export const DEFAULT_API_PORT = 7683;
+export const DEFAULT_API_HOST = '127.0.0.1';

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// `npm test`: type-check, then every *.test.ts beside the code, with node's test runner.
+// Extra arguments are passed on, e.g. `npm test -- --test-name-pattern=observe` or a file list.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const SKIP = new Set(['node_modules', '.git', '.henge', 'scratch', 'firmware-libcoap']);
+
+function findTests(dir, out = []) {
+  for (const name of readdirSync(dir)) {
+    if (SKIP.has(name)) continue;
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) findTests(p, out);
+    else if (name.endsWith('.test.ts')) out.push(relative(root, p));
+  }
+  return out;
+}
+
+const args = process.argv.slice(2);
+const files = args.filter((a) => a.endsWith('.ts'));
+const flags = args.filter((a) => !a.endsWith('.ts'));
+const tests = files.length > 0 ? files : findTests(root).sort();
+
+if (!process.env.HENGE_SKIP_TYPECHECK) {
+  console.log('> tsc --noEmit');
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit'], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) {
+    console.error('type-check failed');
+    process.exit(tsc.status ?? 1);
+  }
+}
+
+console.log(`> node --test (${tests.length} files)`);
+const run = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...flags, ...tests],
+  { cwd: root, stdio: 'inherit' },
+);
+process.exit(run.status ?? 1);
