@@ -50,10 +50,10 @@ export class LevelStore implements Store {
   }
 
   async *log(range: LogRange = {}): AsyncIterable<[number, string]> {
+    // Only the bounds that apply: abstract-level treats a present-but-undefined bound as given.
     const it = this.db.iterator({
       gte: range.from !== undefined ? logKey(range.from) : LOG_PREFIX,
-      lte: range.to !== undefined ? logKey(range.to) : undefined,
-      lt: range.to !== undefined ? undefined : AFTER_LOG,
+      ...(range.to !== undefined ? { lte: logKey(range.to) } : { lt: AFTER_LOG }),
       reverse: range.reverse ?? false,
     });
     for await (const [key, value] of it) yield [seqOfLogKey(key), value];
