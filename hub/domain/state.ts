@@ -229,7 +229,8 @@ export class HubState {
     for (const id of t.devices) {
       const device = this.devices.get(id);
       if (!device) {
-        if (this.snapshots.delete(id) || this.versions.delete(id)) t.keys.add(ViewKey.version(id));
+        const hadSnapshot = this.snapshots.delete(id);
+        if (this.versions.delete(id) || hadSnapshot) t.keys.add(ViewKey.version(id));
         continue;
       }
       const values = effectiveValues(device, this.groupsOf(id), this.schemaOf(device));
