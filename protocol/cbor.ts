@@ -38,6 +38,10 @@ export class CborEncodeError extends Error {
   readonly code = 'HENGE_E_CBOR_ENCODE';
 }
 
+/**
+ * One growable output buffer, reused by every call: encoding is synchronous and not re-entrant, and a
+ * snapshot is copied out at the end, so the hot path allocates one result array per encoding.
+ */
 class Writer {
   buf: Uint8Array;
   view: DataView;
@@ -69,31 +73,48 @@ class Writer {
     this.len += b.length;
   }
 
-  head(major: number, arg: number | bigint): void {
+  head(major: number, arg: number): void {
     const m = major << 5;
-    if (typeof arg === 'bigint' || arg > 0xffffffff) {
-      this.reserve(9);
-      this.buf[this.len] = m | 27;
-      this.view.setBigUint64(this.len + 1, BigInt(arg));
-      this.len += 9;
-    } else if (arg < 24) {
-      this.byte(m | arg);
+    this.reserve(9);
+    const buf = this.buf;
+    if (arg < 24) {
+      buf[this.len++] = m | arg;
     } else if (arg <= 0xff) {
-      this.reserve(2);
-      this.buf[this.len] = m | 24;
-      this.buf[this.len + 1] = arg;
+      buf[this.len] = m | 24;
+      buf[this.len + 1] = arg;
       this.len += 2;
     } else if (arg <= 0xffff) {
-      this.reserve(3);
-      this.buf[this.len] = m | 25;
+      buf[this.len] = m | 25;
       this.view.setUint16(this.len + 1, arg);
       this.len += 3;
-    } else {
-      this.reserve(5);
-      this.buf[this.len] = m | 26;
+    } else if (arg <= 0xffffffff) {
+      buf[this.len] = m | 26;
       this.view.setUint32(this.len + 1, arg);
       this.len += 5;
+    } else {
+      buf[this.len] = m | 27;
+      this.view.setBigUint64(this.len + 1, BigInt(arg));
+      this.len += 9;
     }
+  }
+
+  text(s: string): void {
+    // ASCII fast path: config keys and most values; anything else goes through TextEncoder.
+    const n = s.length;
+    let ascii = n < 256;
+    for (let i = 0; ascii && i < n; i++) if (s.charCodeAt(i) > 0x7f) ascii = false;
+    if (ascii) {
+      this.head(MAJOR_TEXT, n);
+      this.reserve(n);
+      const buf = this.buf;
+      let at = this.len;
+      for (let i = 0; i < n; i++) buf[at++] = s.charCodeAt(i);
+      this.len = at;
+      return;
+    }
+    const b = textEncoder.encode(s);
+    this.head(MAJOR_TEXT, b.length);
+    this.bytes(b);
   }
 
   result(): Uint8Array {
@@ -134,22 +155,20 @@ function writeFloat(w: Writer, v: number): void {
     w.bytes(Uint8Array.of(0xf9, v > 0 ? 0x7c : 0xfc, 0x00));
     return;
   }
-  const half = toHalfBits(v);
-  if (half >= 0) {
-    w.reserve(3);
-    w.buf[w.len] = 0xf9;
-    w.view.setUint16(w.len + 1, half);
-    w.len += 3;
-    return;
-  }
+  w.reserve(9);
   if (Math.fround(v) === v) {
-    w.reserve(5);
+    const half = toHalfBits(v);
+    if (half >= 0) {
+      w.buf[w.len] = 0xf9;
+      w.view.setUint16(w.len + 1, half);
+      w.len += 3;
+      return;
+    }
     w.buf[w.len] = 0xfa;
     w.view.setFloat32(w.len + 1, v);
     w.len += 5;
     return;
   }
-  w.reserve(9);
   w.buf[w.len] = 0xfb;
   w.view.setFloat64(w.len + 1, v);
   w.len += 9;
@@ -166,20 +185,38 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-function writeMap(w: Writer, entries: Array<[number | string, CborValue]>): void {
-  const encoded = entries.map(([k, v]) => {
-    const kw = new Writer(typeof k === 'string' ? k.length * 3 + 9 : 9);
-    writeValue(kw, k);
-    return { key: kw.result(), value: v };
-  });
-  encoded.sort((a, b) => compareBytes(a.key, b.key));
-  for (let i = 1; i < encoded.length; i++) {
-    const prev = encoded[i - 1];
-    const cur = encoded[i];
+/** Encoded map keys, cached: a fleet's config keys repeat across every device's snapshot. */
+const keyCache = new Map<string | number, Uint8Array>();
+const KEY_CACHE_MAX = 4096;
+const keyWriter = new Writer(64);
+
+function encodedKey(k: string | number): Uint8Array {
+  let b = keyCache.get(k);
+  if (b) return b;
+  keyWriter.len = 0;
+  writeValue(keyWriter, k);
+  b = keyWriter.result();
+  if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
+  keyCache.set(k, b);
+  return b;
+}
+
+interface KeyedEntry {
+  key: Uint8Array;
+  value: CborValue;
+}
+
+const byKey = (a: KeyedEntry, b: KeyedEntry): number => compareBytes(a.key, b.key);
+
+function writeEntries(w: Writer, entries: KeyedEntry[]): void {
+  entries.sort(byKey);
+  for (let i = 1; i < entries.length; i++) {
+    const prev = entries[i - 1];
+    const cur = entries[i];
     if (prev && cur && compareBytes(prev.key, cur.key) === 0) throw new CborEncodeError('duplicate map key');
   }
-  w.head(MAJOR_MAP, encoded.length);
-  for (const e of encoded) {
+  w.head(MAJOR_MAP, entries.length);
+  for (const e of entries) {
     w.bytes(e.key);
     writeValue(w, e.value);
   }
@@ -188,8 +225,6 @@ function writeMap(w: Writer, entries: Array<[number | string, CborValue]>): void
 function writeValue(w: Writer, v: CborValue): void {
   if (v === null) {
     w.byte(0xf6);
-  } else if (v instanceof EncodedCbor) {
-    w.bytes(v.bytes);
   } else if (v === true) {
     w.byte(0xf5);
   } else if (v === false) {
@@ -202,9 +237,9 @@ function writeValue(w: Writer, v: CborValue): void {
       writeFloat(w, v);
     }
   } else if (typeof v === 'string') {
-    const b = textEncoder.encode(v);
-    w.head(MAJOR_TEXT, b.length);
-    w.bytes(b);
+    w.text(v);
+  } else if (v instanceof EncodedCbor) {
+    w.bytes(v.bytes);
   } else if (v instanceof Uint8Array) {
     w.head(MAJOR_BYTES, v.length);
     w.bytes(v);
@@ -213,15 +248,26 @@ function writeValue(w: Writer, v: CborValue): void {
     w.head(MAJOR_ARRAY, arr.length);
     for (const item of arr) writeValue(w, item);
   } else if (v instanceof Map) {
-    writeMap(w, [...(v as ReadonlyMap<number | string, CborValue>).entries()]);
+    const entries: KeyedEntry[] = [];
+    for (const [k, value] of v as ReadonlyMap<number | string, CborValue>) entries.push({ key: encodedKey(k), value });
+    writeEntries(w, entries);
   } else {
-    writeMap(w, Object.entries(v as { readonly [key: string]: CborValue }));
+    const obj = v as { readonly [key: string]: CborValue };
+    const entries: KeyedEntry[] = [];
+    for (const k in obj) {
+      if (!Object.hasOwn(obj, k)) continue;
+      const value = obj[k];
+      if (value !== undefined) entries.push({ key: encodedKey(k), value });
+    }
+    writeEntries(w, entries);
   }
 }
 
+const writer = new Writer(1024);
+
 /** Encodes `value` deterministically: equal values give equal bytes, whatever the key order. */
 export function encodeDeterministic(value: CborValue): Uint8Array {
-  const w = new Writer();
-  writeValue(w, value);
-  return w.result();
+  writer.len = 0;
+  writeValue(writer, value);
+  return writer.result();
 }

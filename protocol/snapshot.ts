@@ -1,8 +1,8 @@
 /**
  * The config snapshot a device receives: envelope keys and codec (docs/protocol.md, "Snapshot").
  */
-import { createHash } from 'node:crypto';
-import { decode } from 'cbor-x';
+import { hash as oneShotHash } from 'node:crypto';
+import { Decoder } from 'cbor-x';
 import { EncodedCbor, encodeDeterministic } from './cbor.ts';
 
 /** A config value: the scalar types a schema field can hold. */
@@ -44,7 +44,7 @@ export function encodeValues(values: ConfigValues): Uint8Array {
 }
 
 export function hashValues(encodedValues: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(encodedValues).digest().subarray(0, HASH_BYTES));
+  return new Uint8Array((oneShotHash('sha256', encodedValues, 'buffer') as Buffer).subarray(0, HASH_BYTES));
 }
 
 /** Encoded values and their hash: enough to tell whether a config changed before building an envelope. */
@@ -85,8 +85,21 @@ function encodeEnvelope(s: Snapshot, values: ConfigValues | EncodedCbor): Uint8A
   );
 }
 
-function isConfigValue(v: unknown): v is ConfigValue {
-  return typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+/** Maps decode as Map (never as objects), so keys keep their CBOR type and arrays cannot pass as maps. */
+const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
+
+const MAX_SNAPSHOT_FIELDS = 256;
+
+/** A decoded CBOR integer as a JS number, when it is one and fits exactly. */
+function asInteger(v: unknown): number | undefined {
+  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+  return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
+}
+
+function asConfigValue(v: unknown): ConfigValue | undefined {
+  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  return asInteger(v);
 }
 
 function toBytes(v: unknown, field: string, size: number): Uint8Array {
@@ -100,38 +113,32 @@ function toBytes(v: unknown, field: string, size: number): Uint8Array {
 export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   let raw: unknown;
   try {
-    raw = decode(bytes);
+    raw = decoder.decode(bytes);
   } catch (cause) {
     throw new SnapshotDecodeError('snapshot is not valid CBOR', { cause });
   }
-  const get = (k: number): unknown => {
-    if (raw instanceof Map) return raw.get(k);
-    if (raw !== null && typeof raw === 'object') return (raw as Record<string, unknown>)[String(k)];
-    throw new SnapshotDecodeError('snapshot must be a CBOR map');
-  };
-  const protocol = get(SnapshotKey.protocol);
-  if (protocol !== PROTOCOL_VERSION) throw new SnapshotDecodeError(`unsupported protocol version ${String(protocol)}`);
-  const version = get(SnapshotKey.version);
-  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
-    throw new SnapshotDecodeError('snapshot version must be an unsigned integer');
+  if (!(raw instanceof Map)) throw new SnapshotDecodeError('snapshot must be a CBOR map');
+  for (const k of raw.keys()) {
+    if (typeof k !== 'number') throw new SnapshotDecodeError('snapshot envelope keys must be unsigned integers');
   }
-  const rawValues = get(SnapshotKey.values);
+  const protocol = raw.get(SnapshotKey.protocol);
+  if (protocol !== PROTOCOL_VERSION) throw new SnapshotDecodeError(`unsupported protocol version ${String(protocol)}`);
+  const version = asInteger(raw.get(SnapshotKey.version));
+  if (version === undefined || version < 0) throw new SnapshotDecodeError('snapshot version must be an unsigned integer');
+  const rawValues: unknown = raw.get(SnapshotKey.values);
+  if (!(rawValues instanceof Map)) throw new SnapshotDecodeError('snapshot values must be a map');
+  if (rawValues.size > MAX_SNAPSHOT_FIELDS) throw new SnapshotDecodeError(`snapshot has more than ${MAX_SNAPSHOT_FIELDS} values`);
   const values: Record<string, ConfigValue> = {};
-  const entries: Iterable<[unknown, unknown]> =
-    rawValues instanceof Map
-      ? rawValues.entries()
-      : rawValues !== null && typeof rawValues === 'object'
-        ? Object.entries(rawValues)
-        : [];
-  if (rawValues === null || typeof rawValues !== 'object') throw new SnapshotDecodeError('snapshot values must be a map');
-  for (const [k, v] of entries) {
-    if (typeof k !== 'string' || !isConfigValue(v)) throw new SnapshotDecodeError(`snapshot value ${String(k)} is not a scalar`);
-    values[k] = v;
+  for (const [k, v] of rawValues as Map<unknown, unknown>) {
+    const value = asConfigValue(v);
+    if (typeof k !== 'string' || k === '__proto__') throw new SnapshotDecodeError(`snapshot value key ${String(k)} is not a config key`);
+    if (value === undefined) throw new SnapshotDecodeError(`snapshot value ${k} is not a scalar`);
+    values[k] = value;
   }
   return {
     version,
-    hash: toBytes(get(SnapshotKey.hash), 'hash', HASH_BYTES),
+    hash: toBytes(raw.get(SnapshotKey.hash), 'hash', HASH_BYTES),
     values,
-    incarnation: toBytes(get(SnapshotKey.incarnation), 'incarnation', INCARNATION_BYTES),
+    incarnation: toBytes(raw.get(SnapshotKey.incarnation), 'incarnation', INCARNATION_BYTES),
   };
 }
