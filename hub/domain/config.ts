@@ -60,8 +60,7 @@ export function effectiveValues(
     for (const f of schema.fields) if (f.default !== undefined) out[f.name] = f.default;
     for (const g of groups) {
       for (const f of schema.fields) {
-        const v = g.values[f.name];
-        if (v !== undefined) out[f.name] = v;
+        if (Object.hasOwn(g.values, f.name)) out[f.name] = g.values[f.name] as ConfigValue;
       }
     }
   } else {

@@ -10,6 +10,13 @@ export const LABEL_VALUE_PATTERN = /^[A-Za-z0-9._-]{0,63}$/;
 /** Config keys: a letter or `_` first, then letters, digits, `_` and `-`; up to 64 characters. */
 export const CONFIG_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
+/** Names that JavaScript objects treat specially; refused as config keys so they can never be lost. */
+export const RESERVED_CONFIG_KEYS: ReadonlySet<string> = new Set(['__proto__']);
+
+export function isConfigKey(k: string): boolean {
+  return CONFIG_KEY_PATTERN.test(k) && !RESERVED_CONFIG_KEYS.has(k);
+}
+
 export type IdKind = 'device' | 'group' | 'schema' | 'token';
 
 export function checkId(kind: IdKind, id: string): string {
@@ -38,7 +45,9 @@ export function checkLabels(labels: Readonly<Record<string, string | null>>, fie
 export function checkConfigKeys(keys: Iterable<string>, field = 'values'): void {
   const violations = [];
   for (const k of keys) {
-    if (!CONFIG_KEY_PATTERN.test(k)) {
+    if (RESERVED_CONFIG_KEYS.has(k)) {
+      violations.push({ field: `${field}.${k}`, rule: 'reserved', message: `${k} is reserved and cannot be a config key` });
+    } else if (!CONFIG_KEY_PATTERN.test(k)) {
       violations.push({ field: `${field}.${k}`, rule: 'pattern', message: `config key must match ${CONFIG_KEY_PATTERN.source}` });
     }
   }

@@ -5,7 +5,7 @@
 import type { ConfigValue, ConfigValues } from '../../protocol/snapshot.ts';
 import { InvalidSchemaError } from '../errors.ts';
 import type { Violation } from '../errors.ts';
-import { CONFIG_KEY_PATTERN } from './ids.ts';
+import { CONFIG_KEY_PATTERN, isConfigKey } from './ids.ts';
 
 export const FieldType = {
   String: 'string',
@@ -83,7 +83,7 @@ export function parseSchemaDocument(doc: unknown): { description?: string; field
   const fields: FieldDef[] = [];
   for (const [name, spec] of entries) {
     const at = `properties.${name}`;
-    if (!CONFIG_KEY_PATTERN.test(name)) bad(at, 'pattern', `field name must match ${CONFIG_KEY_PATTERN.source}`);
+    if (!isConfigKey(name)) bad(at, 'pattern', `field name must match ${CONFIG_KEY_PATTERN.source} and not be __proto__`);
     if (!isPlainObject(spec)) {
       bad(at, 'type', 'a field must be an object');
       continue;
@@ -266,7 +266,16 @@ export function toJsonSchema(schema: SchemaRecord): JsonSchemaDocument {
   };
 }
 
+/** JSON with object keys sorted, so that equal content compares equal whatever the key order. */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x !== null && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
+}
+
 /** True when two field lists mean the same schema (publishing it again makes no new version). */
 export function sameFields(a: SchemaRecord, fields: readonly FieldDef[], description: string | undefined): boolean {
-  return JSON.stringify(a.fields) === JSON.stringify(fields) && a.description === description;
+  return canonicalJson(a.fields) === canonicalJson(fields) && a.description === description;
 }

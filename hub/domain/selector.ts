@@ -28,6 +28,8 @@ export interface Selector {
   readonly requirements: readonly Requirement[];
 }
 
+const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 const SET_RE = /^([^\s!=]+)\s+(in|notin)\s*\(([^)]*)\)$/;
 
 function fail(text: string, why: string): never {
@@ -66,8 +68,10 @@ function parseTerm(text: string, term: string): Requirement {
   const set = SET_RE.exec(term);
   if (set) {
     const [, key = '', op, list = ''] = set;
-    const values = [...new Set(list.split(/[|,]/).map((v) => v.trim()).filter((v) => v !== ''))].map(checkValue).sort();
+    const values = [...new Set(list.split(/[|,]/).map((v) => v.trim()).filter((v) => v !== ''))].map(checkValue).sort(byCodeUnit);
     if (values.length === 0) fail(text, `${term}: the value list is empty`);
+    // One spelling per meaning: `k in (v)` is `k=v`, `k notin (v)` is `k!=v`.
+    if (values.length === 1) return { key: checkKey(key), op: op === 'in' ? SelectorOp.Eq : SelectorOp.NotEq, values };
     return { key: checkKey(key), op: op === 'in' ? SelectorOp.In : SelectorOp.NotIn, values };
   }
   const ne = term.indexOf('!=');
@@ -104,7 +108,8 @@ export function parseSelector(text: string): Selector {
   if (trimmed === '' || trimmed === '*') return { text: '*', requirements: [] };
   if (trimmed.length > 1024) fail(text, 'longer than 1024 characters');
   const requirements = splitTerms(trimmed).map((t) => parseTerm(text, t));
-  requirements.sort((a, b) => requirementText(a).localeCompare(requirementText(b)));
+  // Code-unit order, not localeCompare: the canonical text must not depend on the ICU build.
+  requirements.sort((a, b) => byCodeUnit(requirementText(a), requirementText(b)));
   const canonical = [...new Set(requirements.map(requirementText))];
   return { text: canonical.join(','), requirements };
 }
