@@ -65,7 +65,7 @@ export class HubCore {
       },
       onFailure: (err) => {
         this.writeError = err;
-        this.startReload(err);
+        return this.startReload(err);
       },
     });
   }
@@ -105,8 +105,7 @@ export class HubCore {
     while (this.reloading) await this.reloading;
     if (this.brokenBy) {
       // The last reload failed too: try again now rather than serve commands on unknown state.
-      this.startReload(this.brokenBy);
-      while (this.reloading) await this.reloading;
+      await this.startReload(this.brokenBy);
       if (this.brokenBy) {
         throw new StoreUnavailableError(`the store at ${this.store.location} cannot be read: ${this.brokenBy.message}`, {}, { cause: this.brokenBy });
       }
@@ -134,7 +133,7 @@ export class HubCore {
       }
     } catch (cause) {
       // A command passed validation but the reducer refused it: a bug. The state may be half-moved.
-      this.startReload(cause as Error);
+      void this.startReload(cause as Error);
       return Promise.reject(new InternalError('the hub could not apply this change; nothing was written', {}, { cause }));
     }
     const ops: BatchOp[] = events.map((e) => ({ key: logKey(e.seq), value: JSON.stringify(e) }));
@@ -155,8 +154,9 @@ export class HubCore {
     );
   }
 
-  private startReload(cause: Error): void {
-    if (this.reloading) return;
+  /** Reloads the views from the store; commands wait for it (see ready()). Never rejects. */
+  private startReload(cause: Error): Promise<void> {
+    if (this.reloading) return this.reloading;
     this.reloading = (async () => {
       try {
         this.state = await loadState(this.store);
@@ -169,6 +169,7 @@ export class HubCore {
         this.reloading = null;
       }
     })();
+    return this.reloading;
   }
 }
 

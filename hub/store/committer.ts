@@ -4,8 +4,9 @@
  * that holds it is on disk.
  *
  * A failed batch fails every command in it and every command queued behind it: those were validated
- * against state that now will not exist. `onFailure` runs first, so the owner can block new commands
- * and reload its views from what the store really holds.
+ * against state that now will not exist. `onFailure` runs first and the rejections wait for it, so the
+ * owner can block new commands and reload its views from what the store really holds: once a caller
+ * hears "refused", no read shows the refused change any more.
  */
 import { performance } from 'node:perf_hooks';
 import { StoreUnavailableError } from '../errors.ts';
@@ -20,7 +21,7 @@ interface Pending {
 export interface CommitterHooks {
   /** After each durable batch: how many commands it held and how long the write took. */
   onBatch?(commands: number, ms: number): void;
-  onFailure(err: StoreUnavailableError): void;
+  onFailure(err: StoreUnavailableError): Promise<void>;
 }
 
 export class GroupCommitter {
@@ -63,8 +64,12 @@ export class GroupCommitter {
     this.writing = true;
     const batch = this.queue;
     this.queue = [];
+    // Later commands in a batch overwrite keys earlier ones wrote (m!seq always, a device's records
+    // often): only the last value of each key goes to the store.
+    const latest = new Map<string, string | null>();
+    for (const p of batch) for (const op of p.ops) latest.set(op.key, op.value);
     const ops: BatchOp[] = [];
-    for (const p of batch) for (const op of p.ops) ops.push(op);
+    for (const [key, value] of latest) ops.push({ key, value });
     const t0 = performance.now();
     try {
       await this.store.write(ops);
@@ -76,10 +81,12 @@ export class GroupCommitter {
       );
       const behind = this.queue;
       this.queue = [];
+      // Nothing new can queue meanwhile: the owner blocks commands until its reload is done.
+      await this.hooks.onFailure(err).catch(() => undefined);
       this.writing = false;
-      this.hooks.onFailure(err);
       for (const p of batch) p.reject(err);
       for (const p of behind) p.reject(err);
+      if (this.queue.length > 0) void this.flush();
       return;
     }
     this.hooks.onBatch?.(batch.length, performance.now() - t0);
