@@ -43,5 +43,13 @@ export function commandContext(req: FastifyRequest): CommandContext {
       violations: [{ field: `headers.${REASON_HEADER}`, rule: 'maxLength', message: 'at most 500 characters' }],
     });
   }
-  return reason ? { actor: req.actor, reason: decodeURIComponent(reason) } : { actor: req.actor };
+  if (!reason) return { actor: req.actor };
+  // Clients percent-encode the header (it may hold any text); a bare `%` is kept as sent.
+  let text = reason;
+  try {
+    text = decodeURIComponent(reason);
+  } catch {
+    text = reason;
+  }
+  return { actor: req.actor, reason: text };
 }

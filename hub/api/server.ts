@@ -51,6 +51,8 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler());
+  // Bodies are JSON only: anything else is 415, not a confusing validation error.
+  app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
 
   await app.register(swagger, {

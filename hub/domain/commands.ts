@@ -11,7 +11,7 @@ import type { DeviceRecord, GroupRecord } from './config.ts';
 import type { CommandContext, CommitResult, HubCore } from './core.ts';
 import { EventType } from './events.ts';
 import type { EventData } from './events.ts';
-import { checkConfigKeys, checkId, checkLabels } from './ids.ts';
+import { checkConfigKeys, checkId, checkLabels, normalizeValues } from './ids.ts';
 import { parseSchemaDocument, sameFields, validateConfig } from './schema.ts';
 import type { SchemaRecord } from './schema.ts';
 import { matches, parseSelector } from './selector.ts';
@@ -95,7 +95,7 @@ export async function addDevice(core: HubCore, ctx: CommandContext, input: AddDe
   checkId('device', input.id);
   const labels = input.labels ?? {};
   checkLabels(labels);
-  const values = input.values ?? {};
+  const values = normalizeValues(input.values ?? {});
   checkConfigKeys(Object.keys(values));
   await core.ready();
   const s = core.state;
@@ -161,9 +161,10 @@ export async function setValues(
   core: HubCore,
   ctx: CommandContext,
   target: ValueTarget,
-  patch: Readonly<Record<string, ConfigValue | null>>,
+  rawPatch: Readonly<Record<string, ConfigValue | null>>,
   replace: boolean,
 ): Promise<CommandResult> {
+  const patch = normalizeValues(rawPatch);
   checkConfigKeys(Object.keys(patch));
   await core.ready();
   const s = core.state;
@@ -234,12 +235,13 @@ export interface DefineGroupInput {
 export async function defineGroup(core: HubCore, ctx: CommandContext, name: string, input: DefineGroupInput): Promise<CommandResult> {
   checkId('group', name);
   const selector: Selector = parseSelector(input.selector);
-  if (input.values) checkConfigKeys(Object.keys(input.values));
+  const values = input.values ? normalizeValues(input.values) : undefined;
+  if (values) checkConfigKeys(Object.keys(values));
   await core.ready();
   const s = core.state;
   const prev = s.group(name);
   const priority = input.priority ?? prev?.priority ?? 0;
-  const valuesPatch = applyPatch(prev?.values ?? {}, input.values ?? {}, input.values !== undefined);
+  const valuesPatch = applyPatch(prev?.values ?? {}, values ?? {}, values !== undefined);
   const now = Date.now();
   const proposed: GroupRecord = {
     name,
@@ -260,7 +262,7 @@ export async function defineGroup(core: HubCore, ctx: CommandContext, name: stri
     events.push({ type: EventType.GroupDefined, data: { group: name, selector: selector.text, priority } });
   }
   if (valuesPatch.changes.length > 0) events.push({ type: EventType.ValuesChanged, data: { group: name, changes: valuesPatch.changes } });
-  const warnings = groupWarnings(s, members, proposed, Object.keys(input.values ?? {}));
+  const warnings = groupWarnings(s, members, proposed, Object.keys(values ?? {}));
   return { ...(await core.commit(ctx, events)), warnings };
 }
 

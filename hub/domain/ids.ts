@@ -53,3 +53,21 @@ export function checkConfigKeys(keys: Iterable<string>, field = 'values'): void 
   }
   if (violations.length > 0) throw new ValidationError(`invalid config keys: ${violations.map((v) => v.field).join(', ')}`, { violations });
 }
+
+/**
+ * Checks the values of a set/patch: numbers must be finite (JSON's 1e400 parses to Infinity, which the
+ * log could not store) and -0 becomes 0 (JSON views would store it as 0 and change the hash on restart).
+ */
+export function normalizeValues<V extends string | number | boolean | null>(values: Readonly<Record<string, V>>, field = 'values'): Record<string, V> {
+  const out: Record<string, V> = {};
+  const violations = [];
+  for (const [k, v] of Object.entries(values)) {
+    if (typeof v === 'number' && !Number.isFinite(v)) {
+      violations.push({ field: `${field}.${k}`, rule: 'type', message: `${k} must be a finite number` });
+      continue;
+    }
+    out[k] = (typeof v === 'number' && Object.is(v, -0) ? 0 : v) as V;
+  }
+  if (violations.length > 0) throw new ValidationError(`invalid values: ${violations.map((v) => v.message).join('; ')}`, { violations });
+  return out;
+}

@@ -173,7 +173,7 @@ function parseField(name: string, spec: Record<string, unknown>, required: boole
     const d = spec['default'];
     const problem = checkValue(field, d);
     if (problem) bad(`${at}.default`, problem.rule, `default ${problem.message}`);
-    else return { ...field, default: d as ConfigValue };
+    else return { ...field, default: Object.is(d, -0) ? 0 : (d as ConfigValue) };
   }
   return field;
 }

@@ -4,7 +4,10 @@
  */
 import type { HengeEvent } from '../domain/events.ts';
 import { HubState, Touched } from '../domain/state.ts';
+import { logKey } from '../domain/views.ts';
 import type { Store } from './store.ts';
+
+const MAX_LISTED_GAP = 100;
 
 export const DifferenceKind = {
   Missing: 'missing',
@@ -49,7 +52,14 @@ export async function verifyStore(store: Store, onProgress?: (events: number) =>
   let expectedSeq = 1;
   const differences: Difference[] = [];
   for await (const [seq, json] of store.log()) {
-    if (seq !== expectedSeq) differences.push({ key: `l!${seq}`, kind: DifferenceKind.Missing, expected: `event ${expectedSeq}`, actual: `event ${seq}` });
+    if (seq > expectedSeq) {
+      // A gap: name each missing entry, or the range when it is long.
+      if (seq - expectedSeq <= MAX_LISTED_GAP) {
+        for (let n = expectedSeq; n < seq; n++) differences.push({ key: logKey(n), kind: DifferenceKind.Missing, expected: `event ${n}` });
+      } else {
+        differences.push({ key: `${logKey(expectedSeq)}..${logKey(seq - 1)}`, kind: DifferenceKind.Missing, expected: `events ${expectedSeq} to ${seq - 1}` });
+      }
+    }
     expectedSeq = seq + 1;
     const e = JSON.parse(json) as HengeEvent;
     const t = new Touched();
