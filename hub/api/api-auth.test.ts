@@ -1,0 +1,192 @@
+/** REST API, auth and tokens: bearer tokens, 401s, create/list/revoke, the last token. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startHub } from '../hub.ts';
+import type { RunningHub } from '../hub.ts';
+import type { ErrorDetails } from '../errors.ts';
+
+// --- harness: one hub on loopback in a temp folder for this file ---------------------------------
+interface ErrorBody {
+  readonly code: string;
+  readonly message: string;
+  readonly details: ErrorDetails;
+}
+interface Res<T> {
+  readonly status: number;
+  readonly body: T;
+  readonly headers: Headers;
+}
+interface CallOptions {
+  readonly token?: string | null;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly raw?: string;
+  readonly contentType?: string;
+}
+
+let hub: RunningHub | undefined;
+let dir = '';
+let adminToken = '';
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'henge-api-auth-'));
+  hub = await startHub({ data: dir, port: 0 });
+  assert.ok(hub.firstToken);
+  adminToken = hub.firstToken;
+});
+
+after(async () => {
+  await hub?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function call<T = unknown>(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<Res<T>> {
+  assert.ok(hub, 'the hub is running');
+  const headers: Record<string, string> = { ...opts.headers };
+  const token = opts.token === undefined ? adminToken : opts.token;
+  if (token !== null) headers['authorization'] = `Bearer ${token}`;
+  const payload = opts.raw ?? (body === undefined ? undefined : JSON.stringify(body));
+  if (payload !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
+  const r = await fetch(hub.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+  const text = await r.text();
+  const json = (r.headers.get('content-type') ?? '').includes('application/json') && text !== '';
+  return { status: r.status, body: (json ? JSON.parse(text) : text) as T, headers: r.headers };
+}
+
+function expectError(res: Res<unknown>, status: number, code: string): ErrorBody {
+  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${JSON.stringify(res.body)}`);
+  const b = res.body as ErrorBody;
+  assert.deepEqual(Object.keys(b).sort(), ['code', 'details', 'message'], 'errors are {code, message, details}');
+  assert.equal(b.code, code);
+  assert.ok(typeof b.message === 'string' && b.message.length > 0, 'the error has a message');
+  assert.ok(typeof b.details === 'object' && b.details !== null, 'the error has details');
+  return b;
+}
+
+const fieldsOf = (e: ErrorBody): Array<[string, string]> => (e.details.violations ?? []).map((v) => [v.field, v.rule]);
+// ---------------------------------------------------------------------------------------------------
+
+
+interface TokenInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
+}
+interface Created {
+  readonly id: string;
+  readonly name: string;
+  readonly token: string;
+  readonly seq: number;
+}
+
+const idOf = (token: string): string => /^hgt_([0-9a-f]{16})_/.exec(token)?.[1] ?? '';
+
+function expectUnauthorized(res: Res<unknown>): void {
+  expectError(res, 401, 'HENGE_E_UNAUTHORIZED');
+  assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer/);
+}
+
+test('auth - a request without a token is refused with 401 HENGE_E_UNAUTHORIZED and changes nothing', async () => {
+  expectUnauthorized(await call('GET', '/devices', undefined, { token: null }));
+  expectUnauthorized(await call('POST', '/devices', { id: 'sneaky' }, { token: null }));
+  expectUnauthorized(await call('GET', '/metrics', undefined, { token: null }));
+  expectUnauthorized(await call('GET', '/status', undefined, { token: null }));
+  expectUnauthorized(await call('GET', '/tokens', undefined, { token: null }));
+  expectUnauthorized(await call('GET', '/no/such/route', undefined, { token: null }));
+  expectError(await call('GET', '/devices/sneaky'), 404, 'HENGE_E_NOT_FOUND');
+});
+
+test('auth - a malformed or unknown token is refused with 401 HENGE_E_UNAUTHORIZED', async () => {
+  const secret = adminToken.slice(adminToken.lastIndexOf('_') + 1);
+  const wrongSecret = `${adminToken.slice(0, adminToken.lastIndexOf('_') + 1)}${secret.startsWith('A') ? 'B' : 'A'}${secret.slice(1)}`;
+  for (const header of [
+    'Bearer nope',
+    'Bearer ',
+    'Bearer',
+    `Basic ${Buffer.from(`admin:${adminToken}`).toString('base64')}`,
+    adminToken,
+    `Bearer ${adminToken}x`,
+    `Bearer hgt_0123456789abcdef_${secret}`,
+    `Bearer ${wrongSecret}`,
+    `Bearer ${adminToken} extra`,
+  ]) {
+    const r = await call('GET', '/devices', undefined, { token: null, headers: { authorization: header } });
+    expectUnauthorized(r);
+  }
+  assert.equal((await call('GET', '/devices', undefined, { token: null, headers: { authorization: `bearer ${adminToken}` } })).status, 200, 'the scheme is case-insensitive');
+});
+
+test('auth - the health checks and the API description need no token', async () => {
+  for (const path of ['/healthz', '/readyz', '/openapi.json']) {
+    assert.equal((await call('GET', path, undefined, { token: null })).status, 200, path);
+  }
+});
+
+test('tokens - create, list, use and revoke a token; a revoked token is refused', async () => {
+  const created = await call<Created>('POST', '/tokens', { name: 'ci-bot' });
+  assert.equal(created.status, 201);
+  assert.match(created.body.token, /^hgt_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+  assert.equal(created.body.id, idOf(created.body.token));
+  assert.equal(created.body.name, 'ci-bot');
+  assert.equal(typeof created.body.seq, 'number');
+
+  const list = await call<{ tokens: TokenInfo[] }>('GET', '/tokens');
+  assert.equal(list.status, 200);
+  const mine = list.body.tokens.find((t) => t.id === created.body.id);
+  assert.deepEqual([mine?.name, mine?.revokedAt], ['ci-bot', null]);
+  assert.ok(list.body.tokens.some((t) => t.id === idOf(adminToken) && t.name === 'admin'));
+  for (const t of list.body.tokens) assert.deepEqual(Object.keys(t).sort(), ['createdAt', 'id', 'name', 'revokedAt'], 'no secret or hash is listed');
+  assert.ok(!JSON.stringify(list.body).includes(created.body.token.slice(-43)));
+
+  // The new token works, and its name is the actor of what it changes.
+  const added = await call<{ seq: number }>('POST', '/devices', { id: 'by-bot' }, { token: created.body.token });
+  assert.equal(added.status, 201);
+  const ev = await call<{ events: Array<{ actor: string }> }>('GET', `/events?after=${added.body.seq - 1}&limit=1`);
+  assert.equal(ev.body.events[0]?.actor, 'ci-bot');
+
+  const revoked = await call<{ seq: number }>('DELETE', `/tokens/${created.body.id}`);
+  assert.equal(revoked.status, 200);
+  assert.equal(typeof revoked.body.seq, 'number');
+  expectUnauthorized(await call('GET', '/devices', undefined, { token: created.body.token }));
+  expectUnauthorized(await call('POST', '/devices', { id: 'by-bot-2' }, { token: created.body.token }));
+  const after = await call<{ tokens: TokenInfo[] }>('GET', '/tokens');
+  assert.equal(typeof after.body.tokens.find((t) => t.id === created.body.id)?.revokedAt, 'number');
+  expectError(await call('DELETE', `/tokens/${created.body.id}`), 404, 'HENGE_E_NOT_FOUND');
+  expectError(await call('DELETE', '/tokens/0123456789abcdef'), 404, 'HENGE_E_NOT_FOUND');
+});
+
+test('tokens - the last valid token cannot be revoked: 409 HENGE_E_LAST_TOKEN', async () => {
+  const list = await call<{ tokens: TokenInfo[] }>('GET', '/tokens');
+  for (const t of list.body.tokens) {
+    if (t.revokedAt === null && t.id !== idOf(adminToken)) assert.equal((await call('DELETE', `/tokens/${t.id}`)).status, 200);
+  }
+  const e = expectError(await call('DELETE', `/tokens/${idOf(adminToken)}`), 409, 'HENGE_E_LAST_TOKEN');
+  assert.equal(e.details['token'], idOf(adminToken));
+  assert.equal((await call('GET', '/devices')).status, 200, 'the last token still works');
+
+  // With a second token, the first one can go; the second one is then the last.
+  const second = await call<Created>('POST', '/tokens', { name: 'second' });
+  assert.equal((await call('DELETE', `/tokens/${idOf(adminToken)}`, undefined, { token: second.body.token })).status, 200);
+  expectUnauthorized(await call('GET', '/devices'));
+  expectError(await call('DELETE', `/tokens/${second.body.id}`, undefined, { token: second.body.token }), 409, 'HENGE_E_LAST_TOKEN');
+  adminToken = second.body.token;
+});
+
+test('tokens - a token name that breaks the rules is refused with 400 HENGE_E_VALIDATION', async () => {
+  const before = (await call<{ tokens: TokenInfo[] }>('GET', '/tokens')).body.tokens.length;
+  for (const [body, field, rule] of [
+    [{ name: '' }, 'body.name', 'minLength'],
+    [{ name: 'has space' }, 'body.name', 'pattern'],
+    [{ name: 'x'.repeat(65) }, 'body.name', 'maxLength'],
+    [{ name: 5 }, 'body.name', 'type'],
+    [{}, 'body.name', 'required'],
+    [{ name: 'ok', admin: true }, 'body.admin', 'unknown'],
+  ] as const) {
+    const e = expectError(await call('POST', '/tokens', body), 400, 'HENGE_E_VALIDATION');
+    assert.deepEqual(fieldsOf(e), [[field, rule]], JSON.stringify(body));
+  }
+  assert.equal((await call<{ tokens: TokenInfo[] }>('GET', '/tokens')).body.tokens.length, before);
+});
