@@ -208,12 +208,23 @@ interface KeyedEntry {
 
 const byKey = (a: KeyedEntry, b: KeyedEntry): number => compareBytes(a.key, b.key);
 
-function writeEntries(w: Writer, entries: KeyedEntry[]): void {
-  entries.sort(byKey);
+function inOrder(entries: readonly KeyedEntry[]): boolean {
   for (let i = 1; i < entries.length; i++) {
     const prev = entries[i - 1];
     const cur = entries[i];
-    if (prev && cur && compareBytes(prev.key, cur.key) === 0) throw new CborEncodeError('duplicate map key');
+    if (!prev || !cur) continue;
+    const c = compareBytes(prev.key, cur.key);
+    if (c > 0) return false;
+    if (c === 0) throw new CborEncodeError('duplicate map key');
+  }
+  return true;
+}
+
+function writeEntries(w: Writer, entries: KeyedEntry[]): void {
+  // Callers that build maps in canonical order (snapshot values do) skip the sort.
+  if (!inOrder(entries)) {
+    entries.sort(byKey);
+    inOrder(entries);
   }
   w.head(MAJOR_MAP, entries.length);
   for (const e of entries) {
@@ -253,6 +264,7 @@ function writeValue(w: Writer, v: CborValue): void {
     writeEntries(w, entries);
   } else {
     const obj = v as { readonly [key: string]: CborValue };
+    if (writeOrderedObject(w, obj)) return;
     const entries: KeyedEntry[] = [];
     for (const k in obj) {
       if (!Object.hasOwn(obj, k)) continue;
@@ -263,11 +275,49 @@ function writeValue(w: Writer, v: CborValue): void {
   }
 }
 
+/**
+ * Writes an object whose own keys are already in canonical order without allocating entries (the
+ * snapshot path builds its values that way). Returns false, having written nothing, otherwise.
+ */
+function writeOrderedObject(w: Writer, obj: { readonly [key: string]: CborValue }): boolean {
+  let count = 0;
+  let prev: Uint8Array | undefined;
+  for (const k in obj) {
+    if (!Object.hasOwn(obj, k) || obj[k] === undefined) continue;
+    const key = encodedKey(k);
+    if (prev && compareBytes(prev, key) >= 0) return false;
+    prev = key;
+    count++;
+  }
+  w.head(MAJOR_MAP, count);
+  for (const k in obj) {
+    if (!Object.hasOwn(obj, k)) continue;
+    const value = obj[k];
+    if (value === undefined) continue;
+    w.bytes(encodedKey(k));
+    writeValue(w, value);
+  }
+  return true;
+}
+
 const writer = new Writer(1024);
 
 /** Encodes `value` deterministically: equal values give equal bytes, whatever the key order. */
 export function encodeDeterministic(value: CborValue): Uint8Array {
+  return encodeView(value).slice();
+}
+
+/**
+ * Like encodeDeterministic, but returns a view of the encoder's own buffer: valid only until the next
+ * encoding. For the hot path that hashes and copies the bytes at once (one allocation fewer per device).
+ */
+export function encodeView(value: CborValue): Uint8Array {
   writer.len = 0;
   writeValue(writer, value);
-  return writer.result();
+  return writer.buf.subarray(0, writer.len);
+}
+
+/** Text keys in the order a deterministic map holds them: shorter first, then by UTF-8 bytes. */
+export function compareTextKeys(a: string, b: string): number {
+  return compareBytes(encodedKey(a), encodedKey(b));
 }

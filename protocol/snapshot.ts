@@ -3,7 +3,7 @@
  */
 import { hash as oneShotHash } from 'node:crypto';
 import { Decoder } from 'cbor-x';
-import { EncodedCbor, encodeDeterministic } from './cbor.ts';
+import { encodeDeterministic, encodeView } from './cbor.ts';
 
 /** A config value: the scalar types a schema field can hold. */
 export type ConfigValue = string | number | boolean;
@@ -44,7 +44,31 @@ export function encodeValues(values: ConfigValues): Uint8Array {
 }
 
 export function hashValues(encodedValues: Uint8Array): Uint8Array {
-  return new Uint8Array((oneShotHash('sha256', encodedValues, 'buffer') as Buffer).subarray(0, HASH_BYTES));
+  const digest = oneShotHash('sha256', encodedValues, 'buffer') as Buffer;
+  // A plain Uint8Array view of the first 8 bytes: no copy, and not a Buffer (callers compare types).
+  return new Uint8Array(digest.buffer, digest.byteOffset, HASH_BYTES);
+}
+
+function sameHash(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < HASH_BYTES; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The hot path of a change: encodes `values` once, hashes those bytes, and only when the hash differs
+ * from `previousHash` builds the envelope around the same bytes. Undefined means "config unchanged".
+ */
+export function buildSnapshotIfChanged(
+  previousHash: Uint8Array | undefined,
+  version: number,
+  values: ConfigValues,
+  incarnation: Uint8Array,
+): { snapshot: Snapshot; bytes: Uint8Array } | undefined {
+  const view = encodeView(values);
+  const hash = hashValues(view);
+  if (previousHash && sameHash(previousHash, hash)) return undefined;
+  const snapshot: Snapshot = { version, hash, values, incarnation };
+  return { snapshot, bytes: encodeEnvelope(snapshot, view) };
 }
 
 /** Encoded values and their hash: enough to tell whether a config changed before building an envelope. */
@@ -66,23 +90,51 @@ export function buildSnapshot(
   prepared: PreparedValues = prepareValues(values),
 ): { snapshot: Snapshot; bytes: Uint8Array } {
   const snapshot: Snapshot = { version, hash: prepared.hash, values, incarnation };
-  return { snapshot, bytes: encodeEnvelope(snapshot, new EncodedCbor(prepared.encoded)) };
+  return { snapshot, bytes: encodeEnvelope(snapshot, prepared.encoded) };
 }
 
 export function encodeSnapshot(s: Snapshot): Uint8Array {
-  return encodeEnvelope(s, s.values);
+  return encodeEnvelope(s, encodeValues(s.values));
 }
 
-function encodeEnvelope(s: Snapshot, values: ConfigValues | EncodedCbor): Uint8Array {
-  return encodeDeterministic(
-    new Map<number, number | Uint8Array | ConfigValues | EncodedCbor>([
-      [SnapshotKey.protocol, PROTOCOL_VERSION],
-      [SnapshotKey.version, s.version],
-      [SnapshotKey.hash, s.hash],
-      [SnapshotKey.values, values],
-      [SnapshotKey.incarnation, s.incarnation],
-    ]),
-  );
+/**
+ * The envelope, laid out directly: its keys are the fixed integers 0..4, so canonical order is known
+ * and the already-encoded values are copied in once.
+ */
+function encodeEnvelope(s: Snapshot, values: Uint8Array): Uint8Array {
+  if (s.hash.length !== HASH_BYTES || s.incarnation.length !== INCARNATION_BYTES) throw new RangeError('snapshot hash and incarnation are 8 bytes');
+  const v = s.version;
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError('snapshot version must be an unsigned integer');
+  const versionLength = v < 24 ? 1 : v <= 0xff ? 2 : v <= 0xffff ? 3 : v <= 0xffffffff ? 5 : 9;
+  const out = new Uint8Array(1 + 2 + 1 + versionLength + 2 + HASH_BYTES + 1 + values.length + 2 + INCARNATION_BYTES);
+  let at = 0;
+  out[at++] = 0xa5; // map(5)
+  out[at++] = SnapshotKey.protocol;
+  out[at++] = PROTOCOL_VERSION;
+  out[at++] = SnapshotKey.version;
+  if (versionLength === 1) out[at++] = v;
+  else {
+    // unsigned integer head: 0x18..0x1b then the value, big-endian, in 1, 2, 4 or 8 bytes
+    const n = versionLength - 1;
+    out[at++] = 0x18 + Math.log2(n);
+    let rest = v;
+    for (let i = n - 1; i >= 0; i--) {
+      out[at + i] = rest % 256;
+      rest = Math.floor(rest / 256);
+    }
+    at += n;
+  }
+  out[at++] = SnapshotKey.hash;
+  out[at++] = 0x40 | HASH_BYTES; // bytes(8)
+  out.set(s.hash, at);
+  at += HASH_BYTES;
+  out[at++] = SnapshotKey.values;
+  out.set(values, at);
+  at += values.length;
+  out[at++] = SnapshotKey.incarnation;
+  out[at++] = 0x40 | INCARNATION_BYTES;
+  out.set(s.incarnation, at);
+  return out;
 }
 
 /** Maps decode as Map (never as objects), so keys keep their CBOR type and arrays cannot pass as maps. */

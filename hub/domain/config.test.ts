@@ -74,8 +74,9 @@ test('config - with a schema only schema fields are taken from groups', () => {
   assert.deepEqual(effectiveValues({ values: {} }, groups, schema), { mode: 'eco', setpoint: 22 });
 });
 
-test('config - with a schema device values are kept even outside the schema', () => {
-  assert.deepEqual(effectiveValues({ values: { stray: true } }, [], schema), { mode: 'eco', setpoint: 20, stray: true });
+test('config - with a schema only its fields take part, even from the device layer', () => {
+  assert.deepEqual(effectiveValues({ values: { stray: true } }, [], schema), { mode: 'eco', setpoint: 20 });
+  assert.deepEqual(Object.keys(effectiveWithProvenance({ values: { stray: true } }, [], schema)).sort(), ['mode', 'setpoint']);
 });
 
 test('config - without a schema every key of every layer takes part and there are no defaults', () => {

@@ -3,6 +3,7 @@
  * Pure functions of their inputs, so commands can evaluate a proposed change before it is made.
  */
 import type { ConfigValue, ConfigValues } from '../../protocol/snapshot.ts';
+import { fieldsInCborOrder } from './schema.ts';
 import type { SchemaRecord } from './schema.ts';
 
 export const Layer = {
@@ -48,7 +49,8 @@ export function compareGroupsForMerge(a: GroupRecord, b: GroupRecord): number {
 
 /**
  * The device's effective values. `groups` must already be sorted with compareGroupsForMerge.
- * With a schema, only its fields take part; without one, every key does.
+ * With a schema, only its fields take part, from every layer (validation refuses device-layer keys
+ * outside the schema, so none should exist); without one, every key does.
  */
 export function effectiveValues(
   device: Pick<DeviceRecord, 'values'>,
@@ -56,17 +58,29 @@ export function effectiveValues(
   schema: SchemaRecord | undefined,
 ): Record<string, ConfigValue> {
   const out: Record<string, ConfigValue> = {};
-  if (schema) {
-    for (const f of schema.fields) if (f.default !== undefined) out[f.name] = f.default;
-    for (const g of groups) {
-      for (const f of schema.fields) {
-        if (Object.hasOwn(g.values, f.name)) out[f.name] = g.values[f.name] as ConfigValue;
-      }
-    }
-  } else {
+  if (!schema) {
     for (const g of groups) Object.assign(out, g.values);
+    Object.assign(out, device.values);
+    return out;
   }
-  Object.assign(out, device.values);
+  // One pass per field, top layer first, in the snapshot's key order (the encoder then needs no sort).
+  const dv = device.values;
+  for (const f of fieldsInCborOrder(schema)) {
+    const k = f.name;
+    let v: ConfigValue | undefined;
+    if (Object.hasOwn(dv, k)) v = dv[k];
+    else {
+      for (let i = groups.length - 1; i >= 0; i--) {
+        const gv = (groups[i] as GroupRecord).values;
+        if (Object.hasOwn(gv, k)) {
+          v = gv[k];
+          break;
+        }
+      }
+      if (v === undefined) v = f.default;
+    }
+    if (v !== undefined) out[k] = v;
+  }
   return out;
 }
 
@@ -84,7 +98,7 @@ export function effectiveWithProvenance(
       if (!known || known.has(k)) out[k] = { value: v, layer: Layer.Group, group: g.name };
     }
   }
-  for (const [k, v] of Object.entries(device.values)) out[k] = { value: v, layer: Layer.Device };
+  for (const [k, v] of Object.entries(device.values)) if (!known || known.has(k)) out[k] = { value: v, layer: Layer.Device };
   return out;
 }
 

@@ -5,6 +5,7 @@
 import type { ConfigValue, ConfigValues } from '../../protocol/snapshot.ts';
 import { InvalidSchemaError } from '../errors.ts';
 import type { Violation } from '../errors.ts';
+import { compareTextKeys } from '../../protocol/cbor.ts';
 import { CONFIG_KEY_PATTERN, isConfigKey } from './ids.ts';
 
 export const FieldType = {
@@ -278,4 +279,16 @@ function canonicalJson(v: unknown): string {
 /** True when two field lists mean the same schema (publishing it again makes no new version). */
 export function sameFields(a: SchemaRecord, fields: readonly FieldDef[], description: string | undefined): boolean {
   return canonicalJson(a.fields) === canonicalJson(fields) && a.description === description;
+}
+
+const cborOrder = new WeakMap<SchemaRecord, readonly FieldDef[]>();
+
+/** The schema's fields in the order a snapshot's values map holds them, so merging can skip a sort. */
+export function fieldsInCborOrder(schema: SchemaRecord): readonly FieldDef[] {
+  let fields = cborOrder.get(schema);
+  if (!fields) {
+    fields = [...schema.fields].sort((a, b) => compareTextKeys(a.name, b.name));
+    cborOrder.set(schema, fields);
+  }
+  return fields;
 }

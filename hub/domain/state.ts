@@ -5,7 +5,7 @@
  * the views as stored, no replay) and `--verify` (replay the whole log into a fresh state and compare).
  * Because the views are a function of the log, a view that disagrees with its log is a bug or corruption.
  */
-import { buildSnapshot, prepareValues } from '../../protocol/snapshot.ts';
+import { buildSnapshot, buildSnapshotIfChanged } from '../../protocol/snapshot.ts';
 import type { ConfigValue, Snapshot } from '../../protocol/snapshot.ts';
 import { compareGroupsForMerge, effectiveValues } from './config.ts';
 import type { DeviceRecord, GroupRecord } from './config.ts';
@@ -63,6 +63,11 @@ export class HubState {
   readonly snapshots = new Map<string, BuiltSnapshot>();
   private readonly groupEntries = new Map<string, GroupEntry>();
   private readonly deviceGroups = new Map<string, Set<string>>();
+  /**
+   * Each device's group names in merge order, so a group value change (5,000 members) sorts nothing.
+   * Cleared whenever membership, a priority or a group's existence changes: all rare events.
+   */
+  private readonly mergeOrder = new Map<string, string[]>();
   private incarnationBytes: Uint8Array = NO_INCARNATION;
 
   allGroups(): GroupRecord[] {
@@ -88,14 +93,24 @@ export class HubState {
 
   /** The groups that apply to a device, in merge order. */
   groupsOf(deviceId: string): GroupRecord[] {
-    const names = this.deviceGroups.get(deviceId);
-    if (!names || names.size === 0) return [];
+    let order = this.mergeOrder.get(deviceId);
+    if (!order) {
+      const names = this.deviceGroups.get(deviceId);
+      if (!names || names.size === 0) return [];
+      const records: GroupRecord[] = [];
+      for (const n of names) {
+        const g = this.groupEntries.get(n);
+        if (g) records.push(g.record);
+      }
+      order = records.sort(compareGroupsForMerge).map((g) => g.name);
+      this.mergeOrder.set(deviceId, order);
+    }
     const out: GroupRecord[] = [];
-    for (const n of names) {
+    for (const n of order) {
       const g = this.groupEntries.get(n);
       if (g) out.push(g.record);
     }
-    return out.sort(compareGroupsForMerge);
+    return out;
   }
 
   /** Devices a selector would match, for commands that evaluate a group before defining it. */
@@ -142,6 +157,7 @@ export class HubState {
         this.devices.delete(id);
         for (const g of this.deviceGroups.get(id) ?? []) this.groupEntries.get(g)?.members.delete(id);
         this.deviceGroups.delete(id);
+        this.mergeOrder.delete(id);
         t.keys.add(ViewKey.device(id));
         t.devices.add(id);
         break;
@@ -182,6 +198,7 @@ export class HubState {
           this.deviceGroups.get(id)?.delete(e.data.group);
         }
         this.groupEntries.delete(e.data.group);
+        this.mergeOrder.clear();
         t.keys.add(ViewKey.group(e.data.group));
         break;
       }
@@ -234,10 +251,9 @@ export class HubState {
         continue;
       }
       const values = effectiveValues(device, this.groupsOf(id), this.schemaOf(device));
-      const prev = this.snapshots.get(id);
-      const prepared = prepareValues(values);
-      if (prev && Buffer.compare(prev.snapshot.hash, prepared.hash) === 0) continue;
-      this.snapshots.set(id, buildSnapshot(seq, values, this.incarnationBytes, prepared));
+      const built = buildSnapshotIfChanged(this.snapshots.get(id)?.snapshot.hash, seq, values, this.incarnationBytes);
+      if (!built) continue;
+      this.snapshots.set(id, built);
       this.versions.set(id, seq);
       t.keys.add(ViewKey.version(id));
       t.changedSnapshots.add(id);
@@ -251,6 +267,7 @@ export class HubState {
   }
 
   private setGroup(record: GroupRecord, t: Touched): void {
+    this.mergeOrder.clear();
     const selector = parseSelector(record.selector);
     const prev = this.groupEntries.get(record.name);
     for (const id of prev?.members ?? []) this.deviceGroups.get(id)?.delete(record.name);
@@ -266,6 +283,7 @@ export class HubState {
   }
 
   private updateMembership(d: DeviceRecord): void {
+    this.mergeOrder.clear();
     const set = new Set<string>();
     for (const [name, g] of this.groupEntries) {
       if (matches(g.selector, d.labels)) {
