@@ -17,13 +17,36 @@ const isPublic = (url: string): boolean => {
   return PUBLIC_PATHS.has(path) || path === '/docs' || path.startsWith('/docs/');
 };
 
+/**
+ * Tokens already verified, so a client's every request does not pay for SHA-256: presented token ->
+ * token id. Revocation is still checked on every request against the live token record.
+ */
+const VERIFIED_CACHE_MAX = 1024;
+
 export function installAuth(app: FastifyInstance, core: HubCore): void {
+  const verified = new Map<string, string>();
+  const lookup = (id: string) => core.state.tokens.get(id);
+  const authenticate = (presented: string) => {
+    const id = verified.get(presented);
+    if (id !== undefined) {
+      const record = lookup(id);
+      if (record && record.revokedAt === null) return record;
+      verified.delete(presented);
+      return undefined;
+    }
+    const record = verifyToken(presented, lookup);
+    if (record) {
+      if (verified.size >= VERIFIED_CACHE_MAX) verified.clear();
+      verified.set(presented, record.id);
+    }
+    return record;
+  };
   app.decorateRequest('actor', '');
   app.addHook('onRequest', async (req) => {
     if (isPublic(req.url)) return;
     const header = req.headers.authorization;
     const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    const record = m?.[1] ? verifyToken(m[1], (id) => core.state.tokens.get(id)) : undefined;
+    const record = m?.[1] ? authenticate(m[1]) : undefined;
     if (!record) {
       req.log.warn({ reason: header ? 'invalid or revoked token' : 'no token', ip: req.ip }, 'authentication failed');
       throw new UnauthorizedError(header ? 'the token is invalid or revoked' : 'send an admin token: Authorization: Bearer <token>');
