@@ -12,7 +12,7 @@ import type { CommandContext, CommitResult, HubCore } from './core.ts';
 import { EventType } from './events.ts';
 import type { EventData } from './events.ts';
 import { checkConfigKeys, checkId, checkLabels, normalizeValues } from './ids.ts';
-import { parseSchemaDocument, sameFields, validateConfig } from './schema.ts';
+import { checkValue, parseSchemaDocument, sameFields, validateConfig } from './schema.ts';
 import type { SchemaRecord } from './schema.ts';
 import { matches, parseSelector } from './selector.ts';
 import type { Selector } from './selector.ts';
@@ -182,7 +182,7 @@ export async function setValues(
   if (changes.length === 0) return { seq: null, events: [], warnings: [] };
   const proposed: GroupRecord = { ...group, values: next };
   const members = [...s.groupMembers(group.name)];
-  const violations = checkMembers(s, members, group.name, proposed);
+  const violations = checkMembersForKeys(s, members, proposed, changes.map((c) => c.key));
   if (violations.length > 0) throw violationError(SchemaViolationError, violations, `invalid value for group ${group.name}`);
   const warnings = groupWarnings(s, members, proposed, Object.keys(patch).filter((k) => patch[k] !== null));
   return { ...(await core.commit(ctx, [{ type: EventType.ValuesChanged, data: { group: group.name, changes } }])), warnings };
@@ -202,6 +202,38 @@ function checkMembers(s: HubState, members: readonly string[], name: string, pro
       groups.sort(compareGroupsForMerge);
     }
     out.push(...checkDevice(device, groups, schema));
+  }
+  return out;
+}
+
+/**
+ * A group value change can only break the keys it changes: checks just those, for every member, with
+ * the group's values replaced by `proposed` (same result as checkMembers, without a full merge each).
+ */
+function checkMembersForKeys(s: HubState, members: readonly string[], proposed: GroupRecord, keys: readonly string[]): Violation[] {
+  const out: Violation[] = [];
+  for (const id of members) {
+    const device = s.devices.get(id);
+    const schema = device ? s.schemaOf(device) : undefined;
+    if (!device || !schema) continue;
+    const groups = s.groupsOf(id);
+    for (const key of keys) {
+      const field = schema.fields.find((f) => f.name === key);
+      if (!field || Object.hasOwn(device.values, key)) continue;
+      let v: ConfigValue | undefined;
+      for (let i = groups.length - 1; i >= 0 && v === undefined; i--) {
+        const g = groups[i];
+        const values = g?.name === proposed.name ? proposed.values : g?.values;
+        if (values && Object.hasOwn(values, key)) v = values[key];
+      }
+      v ??= field.default;
+      if (v === undefined) {
+        if (field.required) out.push({ field: `values.${key}`, rule: 'required', message: `${key} is required and has no value`, device: id });
+        continue;
+      }
+      const p = checkValue(field, v);
+      if (p) out.push({ field: `values.${key}`, rule: p.rule, message: `${key} ${p.message}`, device: id });
+    }
   }
   return out;
 }
