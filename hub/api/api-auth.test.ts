@@ -1,73 +1,12 @@
 /** REST API, auth and tokens: bearer tokens, 401s, create/list/revoke, the last token. */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startHub } from '../hub.ts';
-import type { RunningHub } from '../hub.ts';
-import type { ErrorDetails } from '../errors.ts';
+import { useApiHub } from '../../test/helpers/api.ts';
+import type { Res } from '../../test/helpers/api.ts';
 
-// --- harness: one hub on loopback in a temp folder for this file ---------------------------------
-interface ErrorBody {
-  readonly code: string;
-  readonly message: string;
-  readonly details: ErrorDetails;
-}
-interface Res<T> {
-  readonly status: number;
-  readonly body: T;
-  readonly headers: Headers;
-}
-interface CallOptions {
-  readonly token?: string | null;
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly raw?: string;
-  readonly contentType?: string;
-}
-
-let hub: RunningHub | undefined;
-let dir = '';
-let adminToken = '';
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'henge-api-auth-'));
-  hub = await startHub({ data: dir, port: 0 });
-  assert.ok(hub.firstToken);
-  adminToken = hub.firstToken;
-});
-
-after(async () => {
-  await hub?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-async function call<T = unknown>(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<Res<T>> {
-  assert.ok(hub, 'the hub is running');
-  const headers: Record<string, string> = { ...opts.headers };
-  const token = opts.token === undefined ? adminToken : opts.token;
-  if (token !== null) headers['authorization'] = `Bearer ${token}`;
-  const payload = opts.raw ?? (body === undefined ? undefined : JSON.stringify(body));
-  if (payload !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
-  const r = await fetch(hub.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
-  const text = await r.text();
-  const json = (r.headers.get('content-type') ?? '').includes('application/json') && text !== '';
-  return { status: r.status, body: (json ? JSON.parse(text) : text) as T, headers: r.headers };
-}
-
-function expectError(res: Res<unknown>, status: number, code: string): ErrorBody {
-  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${JSON.stringify(res.body)}`);
-  const b = res.body as ErrorBody;
-  assert.deepEqual(Object.keys(b).sort(), ['code', 'details', 'message'], 'errors are {code, message, details}');
-  assert.equal(b.code, code);
-  assert.ok(typeof b.message === 'string' && b.message.length > 0, 'the error has a message');
-  assert.ok(typeof b.details === 'object' && b.details !== null, 'the error has details');
-  return b;
-}
-
-const fieldsOf = (e: ErrorBody): Array<[string, string]> => (e.details.violations ?? []).map((v) => [v.field, v.rule]);
-// ---------------------------------------------------------------------------------------------------
-
+// One hub on loopback in a temp folder for this file.
+const api = useApiHub('henge-api-auth-');
+const { call, expectError, fieldsOf } = api;
 
 interface TokenInfo {
   readonly id: string;
@@ -100,23 +39,23 @@ test('auth - a request without a token is refused with 401 HENGE_E_UNAUTHORIZED 
 });
 
 test('auth - a malformed or unknown token is refused with 401 HENGE_E_UNAUTHORIZED', async () => {
-  const secret = adminToken.slice(adminToken.lastIndexOf('_') + 1);
-  const wrongSecret = `${adminToken.slice(0, adminToken.lastIndexOf('_') + 1)}${secret.startsWith('A') ? 'B' : 'A'}${secret.slice(1)}`;
+  const secret = api.adminToken.slice(api.adminToken.lastIndexOf('_') + 1);
+  const wrongSecret = `${api.adminToken.slice(0, api.adminToken.lastIndexOf('_') + 1)}${secret.startsWith('A') ? 'B' : 'A'}${secret.slice(1)}`;
   for (const header of [
     'Bearer nope',
     'Bearer ',
     'Bearer',
-    `Basic ${Buffer.from(`admin:${adminToken}`).toString('base64')}`,
-    adminToken,
-    `Bearer ${adminToken}x`,
+    `Basic ${Buffer.from(`admin:${api.adminToken}`).toString('base64')}`,
+    api.adminToken,
+    `Bearer ${api.adminToken}x`,
     `Bearer hgt_0123456789abcdef_${secret}`,
     `Bearer ${wrongSecret}`,
-    `Bearer ${adminToken} extra`,
+    `Bearer ${api.adminToken} extra`,
   ]) {
     const r = await call('GET', '/devices', undefined, { token: null, headers: { authorization: header } });
     expectUnauthorized(r);
   }
-  assert.equal((await call('GET', '/devices', undefined, { token: null, headers: { authorization: `bearer ${adminToken}` } })).status, 200, 'the scheme is case-insensitive');
+  assert.equal((await call('GET', '/devices', undefined, { token: null, headers: { authorization: `bearer ${api.adminToken}` } })).status, 200, 'the scheme is case-insensitive');
 });
 
 test('auth - the health checks and the API description need no token', async () => {
@@ -137,7 +76,7 @@ test('tokens - create, list, use and revoke a token; a revoked token is refused'
   assert.equal(list.status, 200);
   const mine = list.body.tokens.find((t) => t.id === created.body.id);
   assert.deepEqual([mine?.name, mine?.revokedAt], ['ci-bot', null]);
-  assert.ok(list.body.tokens.some((t) => t.id === idOf(adminToken) && t.name === 'admin'));
+  assert.ok(list.body.tokens.some((t) => t.id === idOf(api.adminToken) && t.name === 'admin'));
   for (const t of list.body.tokens) assert.deepEqual(Object.keys(t).sort(), ['createdAt', 'id', 'name', 'revokedAt'], 'no secret or hash is listed');
   assert.ok(!JSON.stringify(list.body).includes(created.body.token.slice(-43)));
 
@@ -161,18 +100,18 @@ test('tokens - create, list, use and revoke a token; a revoked token is refused'
 test('tokens - the last valid token cannot be revoked: 409 HENGE_E_LAST_TOKEN', async () => {
   const list = await call<{ tokens: TokenInfo[] }>('GET', '/tokens');
   for (const t of list.body.tokens) {
-    if (t.revokedAt === null && t.id !== idOf(adminToken)) assert.equal((await call('DELETE', `/tokens/${t.id}`)).status, 200);
+    if (t.revokedAt === null && t.id !== idOf(api.adminToken)) assert.equal((await call('DELETE', `/tokens/${t.id}`)).status, 200);
   }
-  const e = expectError(await call('DELETE', `/tokens/${idOf(adminToken)}`), 409, 'HENGE_E_LAST_TOKEN');
-  assert.equal(e.details['token'], idOf(adminToken));
+  const e = expectError(await call('DELETE', `/tokens/${idOf(api.adminToken)}`), 409, 'HENGE_E_LAST_TOKEN');
+  assert.equal(e.details['token'], idOf(api.adminToken));
   assert.equal((await call('GET', '/devices')).status, 200, 'the last token still works');
 
   // With a second token, the first one can go; the second one is then the last.
   const second = await call<Created>('POST', '/tokens', { name: 'second' });
-  assert.equal((await call('DELETE', `/tokens/${idOf(adminToken)}`, undefined, { token: second.body.token })).status, 200);
+  assert.equal((await call('DELETE', `/tokens/${idOf(api.adminToken)}`, undefined, { token: second.body.token })).status, 200);
   expectUnauthorized(await call('GET', '/devices'));
   expectError(await call('DELETE', `/tokens/${second.body.id}`, undefined, { token: second.body.token }), 409, 'HENGE_E_LAST_TOKEN');
-  adminToken = second.body.token;
+  api.adminToken = second.body.token;
 });
 
 test('tokens - a token name that breaks the rules is refused with 400 HENGE_E_VALIDATION', async () => {

@@ -1,73 +1,10 @@
 /** REST API, events: the log with filters (device, key, type, since, until), order, limit, pagination, reasons. */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startHub } from '../hub.ts';
-import type { RunningHub } from '../hub.ts';
-import type { ErrorDetails } from '../errors.ts';
+import { useApiHub } from '../../test/helpers/api.ts';
 
-// --- harness: one hub on loopback in a temp folder for this file ---------------------------------
-interface ErrorBody {
-  readonly code: string;
-  readonly message: string;
-  readonly details: ErrorDetails;
-}
-interface Res<T> {
-  readonly status: number;
-  readonly body: T;
-  readonly headers: Headers;
-}
-interface CallOptions {
-  readonly token?: string | null;
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly raw?: string;
-  readonly contentType?: string;
-}
-
-let hub: RunningHub | undefined;
-let dir = '';
-let adminToken = '';
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'henge-api-events-'));
-  hub = await startHub({ data: dir, port: 0 });
-  assert.ok(hub.firstToken);
-  adminToken = hub.firstToken;
-});
-
-after(async () => {
-  await hub?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-async function call<T = unknown>(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<Res<T>> {
-  assert.ok(hub, 'the hub is running');
-  const headers: Record<string, string> = { ...opts.headers };
-  const token = opts.token === undefined ? adminToken : opts.token;
-  if (token !== null) headers['authorization'] = `Bearer ${token}`;
-  const payload = opts.raw ?? (body === undefined ? undefined : JSON.stringify(body));
-  if (payload !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
-  const r = await fetch(hub.url + path, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
-  const text = await r.text();
-  const json = (r.headers.get('content-type') ?? '').includes('application/json') && text !== '';
-  return { status: r.status, body: (json ? JSON.parse(text) : text) as T, headers: r.headers };
-}
-
-function expectError(res: Res<unknown>, status: number, code: string): ErrorBody {
-  assert.equal(res.status, status, `expected ${status} ${code}, got ${res.status} ${JSON.stringify(res.body)}`);
-  const b = res.body as ErrorBody;
-  assert.deepEqual(Object.keys(b).sort(), ['code', 'details', 'message'], 'errors are {code, message, details}');
-  assert.equal(b.code, code);
-  assert.ok(typeof b.message === 'string' && b.message.length > 0, 'the error has a message');
-  assert.ok(typeof b.details === 'object' && b.details !== null, 'the error has details');
-  return b;
-}
-
-const fieldsOf = (e: ErrorBody): Array<[string, string]> => (e.details.violations ?? []).map((v) => [v.field, v.rule]);
-// ---------------------------------------------------------------------------------------------------
-
+// One hub on loopback in a temp folder for this file.
+const { call, expectError, fieldsOf } = useApiHub('henge-api-events-');
 
 interface ApiEvent {
   readonly seq: number;
