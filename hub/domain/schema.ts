@@ -268,7 +268,7 @@ export function toJsonSchema(schema: SchemaRecord): JsonSchemaDocument {
 }
 
 /** JSON with object keys sorted, so that equal content compares equal whatever the key order. */
-function canonicalJson(v: unknown): string {
+export function canonicalJson(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) =>
     x !== null && typeof x === 'object' && !Array.isArray(x)
       ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))

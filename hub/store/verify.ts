@@ -4,6 +4,7 @@
  */
 import type { HengeEvent } from '../domain/events.ts';
 import { HubState, Touched } from '../domain/state.ts';
+import { canonicalJson } from '../domain/schema.ts';
 import { logKey } from '../domain/views.ts';
 import type { Store } from './store.ts';
 
@@ -32,14 +33,10 @@ export interface VerifyReport {
   readonly ms: number;
 }
 
-/** JSON with sorted keys, so that key order never counts as a difference. */
+/** Key order never counts as a difference; text that is not JSON is compared as it is. */
 function canonical(text: string): string {
   try {
-    return JSON.stringify(JSON.parse(text), (_k, v: unknown) =>
-      v !== null && typeof v === 'object' && !Array.isArray(v)
-        ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-        : v,
-    );
+    return canonicalJson(JSON.parse(text));
   } catch {
     return text;
   }
