@@ -9,6 +9,8 @@ import { dirname, join } from 'node:path';
 export interface CliConfig {
   readonly url?: string;
   readonly token?: string;
+  /** The hub that wrote this file; a restart of that hub keeps the URL current. */
+  readonly hubId?: string;
 }
 
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -27,8 +29,12 @@ export async function readConfig(path = configPath()): Promise<CliConfig> {
   }
   const parsed = JSON.parse(text) as unknown;
   if (parsed === null || typeof parsed !== 'object') return {};
-  const { url, token } = parsed as Record<string, unknown>;
-  return { ...(typeof url === 'string' ? { url } : {}), ...(typeof token === 'string' ? { token } : {}) };
+  const { url, token, hubId } = parsed as Record<string, unknown>;
+  return {
+    ...(typeof url === 'string' ? { url } : {}),
+    ...(typeof token === 'string' ? { token } : {}),
+    ...(typeof hubId === 'string' ? { hubId } : {}),
+  };
 }
 
 /** Writes the file 0600 (it holds a token), atomically. */

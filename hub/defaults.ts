@@ -2,3 +2,4 @@
 export const DEFAULT_DATA_DIR = '.henge/hub';
 export const DEFAULT_API_PORT = 7683;
 export const DEFAULT_API_HOST = '127.0.0.1';
+export const DEFAULT_COAP_PORT = 5683;

@@ -6,7 +6,9 @@ import { resolve } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { createApi } from './api/server.ts';
 import { createMetrics } from './api/metrics.ts';
-import { HubCore, createToken } from './domain/index.ts';
+import { DEFAULT_KEEPALIVE_S, DeviceRuntime, HubCore, createToken } from './domain/index.ts';
+import { CoapEndpoint } from './coap/endpoint.ts';
+import { UdpTransport, WANTED_RECEIVE_BUFFER } from './coap/udp-transport.ts';
 import { LevelStore } from './store/level-store.ts';
 
 import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_DATA_DIR } from './defaults.ts';
@@ -19,6 +21,8 @@ export interface HubOptions {
   /** 0 picks a free port. */
   readonly port?: number;
   readonly logger?: FastifyBaseLogger;
+  /** The device endpoint (plain CoAP until DTLS lands); off unless given. Port 0 picks a free one. */
+  readonly coap?: { readonly port: number; readonly host?: string; readonly keepaliveS?: number };
 }
 
 export interface RunningHub {
@@ -29,6 +33,10 @@ export interface RunningHub {
   /** The admin token made on first start; shown once, stored only as a hash. */
   readonly firstToken: string | null;
   readonly startupMs: number;
+  /** The CoAP endpoint, when started. */
+  readonly coap: CoapEndpoint | null;
+  readonly coapPort: number | null;
+  readonly runtime: DeviceRuntime;
   close(): Promise<void>;
 }
 
@@ -54,10 +62,27 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   if (core.state.tokens.size === 0) {
     firstToken = (await createToken(core, { actor: 'hub', reason: 'first start' }, 'admin')).token;
   }
-  const app = await createApi(core, metrics, opts.logger ? { logger: opts.logger } : {});
+  const runtime = new DeviceRuntime(opts.coap?.keepaliveS ?? DEFAULT_KEEPALIVE_S);
+  let coap: CoapEndpoint | null = null;
+  if (opts.coap) {
+    const transport = await UdpTransport.open({ port: opts.coap.port, ...(opts.coap.host ? { host: opts.coap.host } : {}) }).catch(async (err: unknown) => {
+      await core.close();
+      throw err;
+    });
+    if (transport.receiveBufferBytes < WANTED_RECEIVE_BUFFER) {
+      log?.warn(
+        { granted: transport.receiveBufferBytes, wanted: WANTED_RECEIVE_BUFFER },
+        'the kernel granted a smaller UDP receive buffer than asked (net.core.rmem_max); notifications are paced to fit it',
+      );
+    }
+    coap = new CoapEndpoint(transport, core, runtime, { keepaliveS: runtime.keepaliveS, ...(log ? { log } : {}) });
+    metrics.bindCoap(coap);
+  }
+  const app = await createApi(core, metrics, { runtime, ...(opts.logger ? { logger: opts.logger } : {}) });
   try {
     await app.listen({ host: opts.host ?? DEFAULT_API_HOST, port: opts.port ?? DEFAULT_API_PORT });
   } catch (err) {
+    await coap?.close();
     await core.close();
     throw err;
   }
@@ -72,8 +97,12 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     dataDir,
     firstToken,
     startupMs: performance.now() - t0,
+    coap,
+    coapPort: coap?.port ?? null,
+    runtime,
     async close() {
       await app.close();
+      await coap?.close();
       await core.close();
     },
   };

@@ -1,14 +1,18 @@
 /** `henge hub`: run the hub, or check its views against its log with --verify. */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_DATA_DIR } from '../../hub/defaults.ts';
+import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_COAP_PORT, DEFAULT_DATA_DIR } from '../../hub/defaults.ts';
 import { HengeError } from '../../hub/errors.ts';
-import { configPath, writeConfig } from '../config.ts';
+import { configPath, readConfig, writeConfig } from '../config.ts';
 import { CliError, ExitCode } from '../exit.ts';
 import { printJson } from '../output.ts';
 
 interface HubFlags {
   data: string;
+  coapPort: string;
+  coapHost: string;
+  coap: boolean;
+  keepalive: string;
   host: string;
   port: string;
   logLevel: string;
@@ -58,7 +62,10 @@ async function run(flags: HubFlags): Promise<void> {
   const { pino } = await import('pino');
   const { startHub } = await import('../../hub/hub.ts');
   const logger = pino({ level: flags.logLevel, base: { component: 'hub' } }, pino.destination(2));
-  const hub = await startHub({ data: flags.data, host: flags.host, port: parsePort(flags.port), logger }).catch((err: unknown) => {
+  const keepaliveS = Number(flags.keepalive);
+  if (!Number.isInteger(keepaliveS) || keepaliveS < 5 || keepaliveS > 3600) throw new CliError(`--keepalive must be 5..3600 seconds, got ${flags.keepalive}`, ExitCode.Usage);
+  const coap = flags.coap ? { port: parsePort(flags.coapPort), host: flags.coapHost, keepaliveS } : undefined;
+  const hub = await startHub({ data: flags.data, host: flags.host, port: parsePort(flags.port), logger, ...(coap ? { coap } : {}) }).catch((err: unknown) => {
     if (err instanceof HengeError) throw new CliError(err.message, ExitCode.Unavailable);
     throw err;
   });
@@ -67,17 +74,29 @@ async function run(flags: HubFlags): Promise<void> {
     `henge hub ${meta?.hubId ?? ''} started in ${Math.round(hub.startupMs)} ms`,
     `  data: ${hub.dataDir}`,
     `  API:  ${hub.url}  (docs: ${hub.url}/docs)`,
+    hub.coapPort !== null ? `  CoAP: udp ${flags.coapHost} port ${hub.coapPort} (plain CoAP: device traffic is not encrypted yet)` : '  CoAP: off (--no-coap)',
   ];
   if (hub.firstToken) {
     lines.push(`  admin token (shown once, stored only as a hash): ${hub.firstToken}`);
     if (flags.writeConfig) {
       const path = configPath();
-      await writeConfig({ url: hub.url, token: hub.firstToken }, path);
+      await writeConfig({ url: hub.url, token: hub.firstToken, ...(meta ? { hubId: meta.hubId } : {}) }, path);
       lines.push(`  CLI config written to ${path}: henge commands on this machine need no flags`);
+    }
+  } else if (flags.writeConfig && meta) {
+    // Same hub, maybe another port: keep the CLI config that this hub wrote pointing at it.
+    const path = configPath();
+    const cfg = await readConfig(path);
+    if (cfg.hubId === meta.hubId && cfg.url !== hub.url) {
+      await writeConfig({ ...cfg, url: hub.url }, path);
+      lines.push(`  CLI config ${path} now points at ${hub.url}`);
     }
   }
   // One write, after the config file exists: whoever reads the banner can use the CLI at once.
   process.stdout.write(`${lines.join('\n')}\n`);
+  if (hub.coapPort !== null) {
+    logger.warn({ port: hub.coapPort }, 'INSECURE: devices are served over plain CoAP, without DTLS; anyone on the network can read and spoof config traffic');
+  }
   if (flags.host !== DEFAULT_API_HOST && flags.host !== 'localhost') {
     logger.warn({ host: flags.host }, 'the API listens beyond loopback over plain HTTP; admin tokens cross the network in clear');
   }
@@ -102,10 +121,14 @@ async function run(flags: HubFlags): Promise<void> {
 export function registerHub(program: Command): void {
   program
     .command('hub')
-    .description('run the hub: store, REST API (and, later, the device endpoint)')
+    .description('run the hub: store, REST API and the device endpoint (CoAP)')
     .option('--data <dir>', 'data folder (LevelDB store inside)', DEFAULT_DATA_DIR)
     .option('--host <addr>', 'address the API listens on', DEFAULT_API_HOST)
     .option('--port <n>', 'API port (0 picks a free one)', String(DEFAULT_API_PORT))
+    .option('--coap-port <n>', 'UDP port of the device endpoint (0 picks a free one)', String(DEFAULT_COAP_PORT))
+    .option('--coap-host <addr>', 'address of the device endpoint (:: is every IPv4 and IPv6 address)', '::')
+    .option('--no-coap', 'no device endpoint: API only')
+    .option('--keepalive <seconds>', 'how often devices re-register; offline after three missed', '60')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (logs are JSON on stderr)', 'info')
     .option('--no-write-config', 'on first start, do not write the CLI config file')
     .option('--verify', 'do not start: rebuild the views from the log in memory and report every difference (exit 8 if any)')

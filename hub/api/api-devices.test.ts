@@ -128,11 +128,15 @@ test('devices - config and state of a new device', async () => {
   assert.deepEqual(state.body, {
     device: 'fresh',
     online: false,
+    observing: false,
     lastSeen: null,
     endpoint: null,
     desiredVersion: config.body.version,
     appliedVersion: null,
+    sync: 'pending',
     lastAck: null,
+    duplicate: null,
+    telemetry: null,
   });
 });
 

@@ -1,12 +1,15 @@
 /** Prometheus metrics for `/metrics`; one registry per hub so tests can run several hubs in a process. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HubCore, HubObserver } from '../domain/index.ts';
+import type { CoapEndpoint } from '../coap/endpoint.ts';
 
 export interface HubMetrics {
   readonly registry: Registry;
   readonly observer: HubObserver;
   /** Binds the gauges that read the hub's state (once the hub is open). */
   bind(core: HubCore): void;
+  /** Binds the device endpoint's counters. */
+  bindCoap(endpoint: CoapEndpoint): void;
 }
 
 export function createMetrics(): HubMetrics {
@@ -30,10 +33,25 @@ export function createMetrics(): HubMetrics {
   new Gauge({ name: 'henge_devices', help: 'Devices known to the hub', registers: [registry], collect() { this.set(core?.state.devices.size ?? 0); } });
   new Gauge({ name: 'henge_log_length', help: 'Events in the log (last sequence number)', registers: [registry], collect() { this.set(core?.state.seq ?? 0); } });
   new Gauge({ name: 'henge_store_healthy', help: '1 when the last write reached the disk', registers: [registry], collect() { this.set(core && core.problem === null ? 1 : 0); } });
+  let coap: CoapEndpoint | undefined;
+  const coapGauge = (name: string, help: string, read: (e: CoapEndpoint) => number): void => {
+    new Gauge({ name, help, registers: [registry], collect() { this.set(coap ? read(coap) : 0); } });
+  };
+  coapGauge('henge_coap_observers', 'Devices with a live observe relation', (e) => e.registry.size);
+  coapGauge('henge_coap_notifications_inflight', 'Confirmable notifications awaiting their ACK', (e) => e.registry.inflight);
+  coapGauge('henge_coap_notifications_sent', 'Notifications sent (first transmissions), since start', (e) => e.counters.notificationsSent);
+  coapGauge('henge_coap_retransmissions', 'Notification retransmissions, since start', (e) => e.counters.retransmissions);
+  coapGauge('henge_coap_datagrams_received', 'Datagrams received, since start', (e) => e.counters.received);
+  coapGauge('henge_coap_malformed', 'Datagrams dropped as not CoAP, since start', (e) => e.counters.malformed);
+  coapGauge('henge_coap_bad_requests', 'Requests answered 4.00/4.02/4.05/4.13/4.15, since start', (e) => e.counters.badRequests);
+  coapGauge('henge_coap_acks_received', 'Device acks received, since start', (e) => e.counters.acksReceived);
   return {
     registry,
     bind(c) {
       core = c;
+    },
+    bindCoap(e) {
+      coap = e;
     },
     observer: {
       commandCommitted(ms) {

@@ -7,7 +7,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
 import type { AnySchema } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import type { HubCore } from '../domain/index.ts';
+import type { DeviceRuntime, HubCore } from '../domain/index.ts';
 import { installAuth } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import type { HubMetrics } from './metrics.ts';
@@ -40,6 +40,8 @@ function validatorCompiler(): (args: { schema: AnySchema; httpPart?: string }) =
 export interface ApiOptions {
   /** A pino logger; none by default (tests, benchmarks). */
   readonly logger?: FastifyBaseLogger;
+  /** Liveness and telemetry from the CoAP endpoint, for device state. */
+  readonly runtime?: DeviceRuntime;
 }
 
 export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOptions = {}): Promise<FastifyInstance> {
@@ -68,7 +70,7 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes, { core, metrics });
-  await app.register(deviceRoutes, { core });
+  await app.register(deviceRoutes, { core, ...(opts.runtime ? { runtime: opts.runtime } : {}) });
   await app.register(valueRoutes, { core });
   await app.register(groupRoutes, { core });
   await app.register(schemaRoutes, { core });

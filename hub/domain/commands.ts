@@ -3,6 +3,7 @@
  * into events that commit atomically. Validation evaluates the proposed state without changing the
  * views, so a refused command leaves no trace, in memory or on disk.
  */
+import type { AckStatusName } from '../../protocol/ack.ts';
 import type { ConfigValue } from '../../protocol/snapshot.ts';
 import { AlreadyExistsError, LastTokenError, NotFoundError, SchemaConflictError, SchemaViolationError } from '../errors.ts';
 import type { Violation } from '../errors.ts';
@@ -349,4 +350,33 @@ export async function revokeToken(core: HubCore, ctx: CommandContext, id: string
   const active = [...s.tokens.values()].filter((t) => t.revokedAt === null);
   if (active.length === 1) throw new LastTokenError('refusing to revoke the last valid token: create another one first', { token: id });
   return { ...(await core.commit(ctx, [{ type: EventType.TokenRevoked, data: { token: id } }])), warnings: [] };
+}
+
+/** Records an ack a device sent (docs/protocol.md, "Ack"); resolves once it is durable. */
+export async function recordAck(
+  core: HubCore,
+  device: string,
+  ack: { version: number; status: AckStatusName; message?: string; latencyMs?: number },
+): Promise<CommitResult> {
+  await core.ready();
+  mustDevice(core.state, device);
+  return core.commit({ actor: `device:${device}` }, [
+    {
+      type: EventType.AckReceived,
+      data: {
+        device,
+        version: ack.version,
+        status: ack.status,
+        ...(ack.message !== undefined ? { message: ack.message } : {}),
+        ...(ack.latencyMs !== undefined ? { latencyMs: ack.latencyMs } : {}),
+      },
+    },
+  ]);
+}
+
+/** Flags two endpoints alternating for one identity. */
+export async function flagDuplicate(core: HubCore, device: string, endpoints: readonly string[]): Promise<CommitResult> {
+  await core.ready();
+  mustDevice(core.state, device);
+  return core.commit({ actor: 'hub' }, [{ type: EventType.DuplicateIdentity, data: { device, endpoints } }]);
 }

@@ -1,5 +1,6 @@
 /** The event log's vocabulary. Every change to the hub is one or more of these, appended in order. */
 import type { ConfigValue } from '../../protocol/snapshot.ts';
+import type { AckStatusName } from '../../protocol/ack.ts';
 import type { FieldDef } from './schema.ts';
 
 export const EventType = {
@@ -13,6 +14,8 @@ export const EventType = {
   ValuesChanged: 'values.changed',
   TokenCreated: 'token.created',
   TokenRevoked: 'token.revoked',
+  AckReceived: 'ack.received',
+  DuplicateIdentity: 'device.duplicate',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -50,7 +53,19 @@ export type EventData =
       readonly data: { readonly device?: string; readonly group?: string; readonly changes: readonly ValueChange[] };
     }
   | { readonly type: typeof EventType.TokenCreated; readonly data: { readonly token: string; readonly name: string; readonly hash: string } }
-  | { readonly type: typeof EventType.TokenRevoked; readonly data: { readonly token: string } };
+  | { readonly type: typeof EventType.TokenRevoked; readonly data: { readonly token: string } }
+  | {
+      readonly type: typeof EventType.AckReceived;
+      readonly data: {
+        readonly device: string;
+        readonly version: number;
+        readonly status: AckStatusName;
+        readonly message?: string;
+        /** Change committed -> ack received, when the hub knows when it committed that version. */
+        readonly latencyMs?: number;
+      };
+    }
+  | { readonly type: typeof EventType.DuplicateIdentity; readonly data: { readonly device: string; readonly endpoints: readonly string[] } };
 
 export interface EventMeta {
   readonly seq: number;

@@ -11,3 +11,5 @@ export type { FieldDef, SchemaRecord } from './schema.ts';
 export { toJsonSchema } from './schema.ts';
 export { verifyToken } from './tokens.ts';
 export type { TokenRecord } from './state.ts';
+export { DeviceRuntime, DEFAULT_KEEPALIVE_S } from './runtime.ts';
+export type { DeviceReport, BuiltSnapshot } from './state.ts';

@@ -4,6 +4,8 @@ import { effectiveWithProvenance } from './config.ts';
 import type { DeviceRecord, GroupRecord, Provenance } from './config.ts';
 import type { HubCore } from './core.ts';
 import type { HengeEvent } from './events.ts';
+import type { DeviceRuntime } from './runtime.ts';
+import type { DeviceReport } from './state.ts';
 import type { SchemaRecord } from './schema.ts';
 import { matches, parseSelector } from './selector.ts';
 
@@ -48,28 +50,43 @@ export function effectiveConfig(core: HubCore, id: string): EffectiveConfig {
   };
 }
 
-/** Runtime state of a device. Until devices connect (the push path), only the desired side is known. */
+/** Runtime state of a device: desired vs applied, the last ack, liveness and telemetry. */
 export interface DeviceState {
   readonly device: string;
   readonly online: boolean;
+  readonly observing: boolean;
   readonly lastSeen: number | null;
   readonly endpoint: string | null;
   readonly desiredVersion: number;
   readonly appliedVersion: number | null;
-  readonly lastAck: null;
+  /** converged: applied the desired version; pending: not yet; failed: last ack was not "applied". */
+  readonly sync: 'converged' | 'pending' | 'failed';
+  readonly lastAck: DeviceReport['lastAck'];
+  readonly duplicate: DeviceReport['duplicate'];
+  readonly telemetry: { readonly values: Readonly<Record<string, unknown>>; readonly reports: number; readonly lastAt: number } | null;
 }
 
-export function deviceState(core: HubCore, id: string): DeviceState {
+export function deviceState(core: HubCore, runtime: DeviceRuntime | undefined, id: string): DeviceState {
   getDevice(core, id);
-  const snap = core.state.snapshots.get(id);
+  const desired = core.state.snapshots.get(id)?.snapshot.version ?? 0;
+  const report = core.state.reports.get(id);
+  const live = runtime?.get(id);
+  const applied = report?.appliedVersion ?? null;
+  const lastAck = report?.lastAck ?? null;
+  const sync = applied !== null && applied >= desired ? 'converged' : lastAck && lastAck.status !== 'applied' && lastAck.version === desired ? 'failed' : 'pending';
+  const t = runtime?.telemetryOf(id);
   return {
     device: id,
-    online: false,
-    lastSeen: null,
-    endpoint: null,
-    desiredVersion: snap?.snapshot.version ?? 0,
-    appliedVersion: null,
-    lastAck: null,
+    online: runtime?.online(id) ?? false,
+    observing: live?.observing ?? false,
+    lastSeen: live?.lastSeen ?? null,
+    endpoint: live?.endpoint ?? null,
+    desiredVersion: desired,
+    appliedVersion: applied,
+    sync,
+    lastAck,
+    duplicate: report?.duplicate ?? null,
+    telemetry: t ? { values: t.values, reports: t.reports, lastAt: t.lastAt } : null,
   };
 }
 

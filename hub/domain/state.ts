@@ -7,6 +7,7 @@
  */
 import { buildSnapshot, buildSnapshotIfChanged } from '../../protocol/snapshot.ts';
 import type { ConfigValue, Snapshot } from '../../protocol/snapshot.ts';
+import type { AckStatusName } from '../../protocol/ack.ts';
 import { compareGroupsForMerge, effectiveValues } from './config.ts';
 import type { DeviceRecord, GroupRecord } from './config.ts';
 import { EventType } from './events.ts';
@@ -31,6 +32,14 @@ export interface TokenRecord {
   readonly revokedAt: number | null;
 }
 
+/** What a device last reported, from its acks (persisted: it is history, not liveness). */
+export interface DeviceReport {
+  readonly appliedVersion: number | null;
+  readonly lastAck: { readonly version: number; readonly status: AckStatusName; readonly message?: string; readonly time: number; readonly latencyMs?: number } | null;
+  /** Set when two endpoints alternated for this identity; the endpoints seen. */
+  readonly duplicate: { readonly endpoints: readonly string[]; readonly time: number } | null;
+}
+
 export interface BuiltSnapshot {
   readonly snapshot: Snapshot;
   /** The CBOR bytes that go on the wire, encoded once per change. */
@@ -52,6 +61,7 @@ interface GroupEntry {
 }
 
 const NO_INCARNATION = new Uint8Array(8);
+const NO_REPORT: DeviceReport = { appliedVersion: null, lastAck: null, duplicate: null };
 
 export class HubState {
   seq = 0;
@@ -61,6 +71,7 @@ export class HubState {
   readonly tokens = new Map<string, TokenRecord>();
   readonly versions = new Map<string, number>();
   readonly snapshots = new Map<string, BuiltSnapshot>();
+  readonly reports = new Map<string, DeviceReport>();
   private readonly groupEntries = new Map<string, GroupEntry>();
   private readonly deviceGroups = new Map<string, Set<string>>();
   /**
@@ -158,6 +169,7 @@ export class HubState {
         for (const g of this.deviceGroups.get(id) ?? []) this.groupEntries.get(g)?.members.delete(id);
         this.deviceGroups.delete(id);
         this.mergeOrder.delete(id);
+        if (this.reports.delete(id)) t.keys.add(ViewKey.report(id));
         t.keys.add(ViewKey.device(id));
         t.devices.add(id);
         break;
@@ -229,6 +241,26 @@ export class HubState {
         this.tokens.set(e.data.token, { id: e.data.token, name: e.data.name, hash: e.data.hash, createdAt: e.time, revokedAt: null });
         t.keys.add(ViewKey.token(e.data.token));
         break;
+      case EventType.AckReceived: {
+        const prev = this.reports.get(e.data.device) ?? NO_REPORT;
+        const applied = e.data.status === 'applied' && e.data.version > (prev.appliedVersion ?? -1) ? e.data.version : prev.appliedVersion;
+        const lastAck = {
+          version: e.data.version,
+          status: e.data.status,
+          time: e.time,
+          ...(e.data.message !== undefined ? { message: e.data.message } : {}),
+          ...(e.data.latencyMs !== undefined ? { latencyMs: e.data.latencyMs } : {}),
+        };
+        this.reports.set(e.data.device, { ...prev, appliedVersion: applied, lastAck });
+        t.keys.add(ViewKey.report(e.data.device));
+        break;
+      }
+      case EventType.DuplicateIdentity: {
+        const prev = this.reports.get(e.data.device) ?? NO_REPORT;
+        this.reports.set(e.data.device, { ...prev, duplicate: { endpoints: e.data.endpoints, time: e.time } });
+        t.keys.add(ViewKey.report(e.data.device));
+        break;
+      }
       case EventType.TokenRevoked: {
         const tok = this.tokens.get(e.data.token);
         if (tok) this.tokens.set(tok.id, { ...tok, revokedAt: e.time });
@@ -324,6 +356,10 @@ export class HubState {
         const tok = this.tokens.get(k.id);
         return tok ? JSON.stringify(tok) : undefined;
       }
+      case 'report': {
+        const r = this.reports.get(k.id);
+        return r ? JSON.stringify(r) : undefined;
+      }
     }
   }
 
@@ -334,6 +370,7 @@ export class HubState {
     for (const name of this.groupEntries.keys()) keys.push(ViewKey.group(name));
     for (const [name, list] of this.schemas) for (const s of list) keys.push(ViewKey.schema(name, s.version));
     for (const id of this.tokens.keys()) keys.push(ViewKey.token(id));
+    for (const id of this.reports.keys()) keys.push(ViewKey.report(id));
     for (const key of keys) {
       const v = this.viewValue(key);
       if (v !== undefined) yield [key, v];
@@ -371,6 +408,9 @@ export class HubState {
         }
         case 'token':
           s.tokens.set(k.id, JSON.parse(value) as TokenRecord);
+          break;
+        case 'report':
+          s.reports.set(k.id, JSON.parse(value) as DeviceReport);
           break;
       }
     }

@@ -9,6 +9,7 @@
  *   g!<group>          group record (selector, priority, group-layer values)
  *   s!<schema>!<ver>   one published schema version
  *   t!<token id>       admin token (hash only)
+ *   r!<device>         what the device last reported: applied version, last ack, duplicate flag
  *   l!<seq>            log event
  */
 
@@ -24,6 +25,7 @@ export const ViewKey = {
   group: (name: string): string => `g!${name}`,
   schema: (name: string, version: number): string => `s!${name}!${String(version).padStart(VERSION_DIGITS, '0')}`,
   token: (id: string): string => `t!${id}`,
+  report: (id: string): string => `r!${id}`,
 } as const;
 
 export function logKey(seq: number): string {
@@ -37,7 +39,7 @@ export function seqOfLogKey(key: string): number {
 export type ParsedViewKey =
   | { kind: 'seq' }
   | { kind: 'meta' }
-  | { kind: 'device' | 'version' | 'group' | 'token'; id: string }
+  | { kind: 'device' | 'version' | 'group' | 'token' | 'report'; id: string }
   | { kind: 'schema'; id: string; version: number };
 
 export class UnknownViewKeyError extends Error {
@@ -57,6 +59,8 @@ export function parseViewKey(key: string): ParsedViewKey {
       return { kind: 'group', id: rest };
     case 't!':
       return { kind: 'token', id: rest };
+    case 'r!':
+      return { kind: 'report', id: rest };
     case 's!': {
       const bang = rest.lastIndexOf('!');
       return { kind: 'schema', id: rest.slice(0, bang), version: Number(rest.slice(bang + 1)) };

@@ -30,6 +30,8 @@ export async function makeSandbox(prefix = 'henge-test-'): Promise<Sandbox> {
 
 export interface HubProcess {
   readonly url: string;
+  /** UDP port of the device endpoint, or null when started with --no-coap. */
+  readonly coapPort: number | null;
   /** The first-run admin token, or null when the data folder already had a hub. */
   readonly token: string | null;
   readonly dataDir: string;
@@ -42,7 +44,7 @@ export interface HubProcess {
 
 export async function startHubProcess(sandbox: Sandbox, args: readonly string[] = [], timeoutMs = 20_000): Promise<HubProcess> {
   const dataDir = join(sandbox.dir, 'data');
-  const child = spawn(process.execPath, [HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--log-level', 'warn', ...args], {
+  const child = spawn(process.execPath, [HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--coap-port', '0', '--log-level', 'warn', ...args], {
     env: sandbox.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -67,8 +69,10 @@ export async function startHubProcess(sandbox: Sandbox, args: readonly string[] 
     });
   });
   const token = /admin token[^:]*:\s+(hgt_\S+)/.exec(out)?.[1] ?? null;
+  const coap = /CoAP: udp \S+ port (\d+)/.exec(out)?.[1];
   return {
     url,
+    coapPort: coap === undefined ? null : Number(coap),
     token,
     dataDir,
     child,

@@ -1,13 +1,13 @@
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { addDevice, deviceState, effectiveConfig, getDevice, listDevices, removeDevice, updateDevice } from '../../domain/index.ts';
-import type { HubCore } from '../../domain/index.ts';
+import type { DeviceRuntime, HubCore } from '../../domain/index.ts';
 import { commandContext } from '../auth.ts';
 import { IdParamT, LabelsT, PatchLabelsT, ValuesT } from '../types.ts';
 
 const tags = ['devices'];
 
-export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore }> = async (app, { core }) => {
+export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: DeviceRuntime }> = async (app, { core, runtime }) => {
   app.get(
     '/devices',
     {
@@ -81,6 +81,6 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore }> = async 
   );
 
   app.get('/devices/:id/state', { schema: { tags, summary: 'Runtime state: desired and applied versions, liveness', params: IdParamT } }, async (req) =>
-    deviceState(core, req.params.id),
+    deviceState(core, runtime, req.params.id),
   );
 };

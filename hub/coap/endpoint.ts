@@ -1,0 +1,317 @@
+/**
+ * The hub's CoAP endpoint (docs/protocol.md): routes requests to `/d/{id}/c|a|t` and `/.well-known/core`,
+ * answers with the codes the spec gives, keeps observe relations through the registry, and notifies the
+ * devices whose snapshot a commit changed. Speaks through the DatagramTransport port only.
+ */
+import { ACK_STATUS_NAMES, PayloadDecodeError, decodeAck, decodeTelemetry } from '../../protocol/ack.ts';
+import {
+  ContentFormat,
+  MAX_REQUEST_PAYLOAD,
+  Method,
+  isCritical,
+  option,
+  parseMessage,
+  readBlock,
+  readUint,
+  uriPath,
+  uriQuery,
+} from '../../protocol/coap.ts';
+import type { CoapMessage } from '../../protocol/coap.ts';
+import { Resource, parseDevicePath } from '../../protocol/paths.ts';
+import { HengeError, StoreUnavailableError } from '../errors.ts';
+import { flagDuplicate, recordAck } from '../domain/commands.ts';
+import type { HubCore } from '../domain/core.ts';
+import type { DeviceRuntime } from '../domain/runtime.ts';
+import { MessageType, configResponse, emptyAck, plainResponse } from './messages.ts';
+import { EndReason, ObserveRegistry } from './observers.ts';
+import { peerKey } from './transport.ts';
+import type { DatagramTransport, Peer } from './transport.ts';
+
+/** Counters for /metrics and tests. */
+export interface CoapCounters {
+  received: number;
+  malformed: number;
+  badRequests: number;
+  notFound: number;
+  notificationsSent: number;
+  retransmissions: number;
+  acksReceived: number;
+  duplicatesAnswered: number;
+  relationsEnded: Record<EndReason, number>;
+}
+
+export interface EndpointLog {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface EndpointOptions {
+  readonly keepaliveS: number;
+  readonly log?: EndpointLog;
+  readonly maxInflight?: number;
+}
+
+/** How long a CON request's answer is kept to repeat it for a duplicate (RFC 7252 EXCHANGE_LIFETIME is 247 s). */
+const DEDUP_MS = 247_000;
+const DEDUP_MAX = 20_000;
+
+interface Exchange {
+  readonly type: MessageType;
+  readonly messageId: number;
+  readonly token: Buffer;
+}
+
+const KNOWN_OPTIONS = new Set(['Uri-Path', 'Uri-Query', 'Uri-Host', 'Uri-Port', 'Observe', 'ETag', 'Block2', 'Block1', 'Size1', 'Size2', 'Content-Format', 'Accept', 'If-Match', 'If-None-Match', 'Max-Age', 'No-Response']);
+
+export class CoapEndpoint {
+  readonly counters: CoapCounters = {
+    received: 0,
+    malformed: 0,
+    badRequests: 0,
+    notFound: 0,
+    notificationsSent: 0,
+    retransmissions: 0,
+    acksReceived: 0,
+    duplicatesAnswered: 0,
+    relationsEnded: { reset: 0, timeout: 0, replaced: 0, deregistered: 0, removed: 0 },
+  };
+  readonly registry: ObserveRegistry;
+  private readonly answered = new Map<string, { bytes: Buffer | null; at: number }>();
+  /** Recent registration endpoints per device, for duplicate-identity detection. */
+  private readonly recentEndpoints = new Map<string, Array<{ endpoint: string; at: number }>>();
+  private readonly unsubscribe: () => void;
+  private nonMid = Math.floor(Math.random() * 0x10000);
+
+  constructor(
+    private readonly transport: DatagramTransport,
+    private readonly core: HubCore,
+    private readonly runtime: DeviceRuntime,
+    private readonly opts: EndpointOptions,
+  ) {
+    this.registry = new ObserveRegistry({
+      transport,
+      snapshotOf: (d) => this.core.state.snapshots.get(d),
+      maxAgeS: opts.keepaliveS,
+      ...(opts.maxInflight !== undefined ? { maxInflight: opts.maxInflight } : {}),
+      onEnded: (d, reason) => {
+        this.counters.relationsEnded[reason]++;
+        this.runtime.setObserving(d, false);
+      },
+      onSent: (_d, re) => {
+        if (re) this.counters.retransmissions++;
+        else this.counters.notificationsSent++;
+      },
+    });
+    transport.onDatagram((bytes, from) => this.receive(bytes, from));
+    // Notify after the commit is durable; snapshots were encoded once by the commit itself.
+    this.unsubscribe = core.onCommit((c) => {
+      const now = Date.now();
+      for (const device of c.changedSnapshots) {
+        const snap = core.state.snapshots.get(device);
+        if (snap) this.runtime.committed(device, snap.snapshot.version, now);
+        else this.registry.deregister(device, EndReason.Removed);
+        this.registry.notify(device);
+      }
+    });
+  }
+
+  get port(): number {
+    return this.transport.port;
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    this.registry.close();
+    await this.transport.close();
+  }
+
+  private receive(bytes: Buffer, from: Peer): void {
+    this.counters.received++;
+    let msg: CoapMessage;
+    try {
+      msg = parseMessage(bytes);
+    } catch {
+      this.counters.malformed++;
+      return;
+    }
+    try {
+      this.handle(msg, from);
+    } catch (err) {
+      // A bug must not take the endpoint down; the request gets 5.00 and the error is logged.
+      this.opts.log?.error({ err, peer: peerKey(from) }, 'CoAP request failed');
+      if (msg.confirmable) this.transport.send(plainResponse(this.exchangeOf(msg), '5.00'), from);
+    }
+  }
+
+  private exchangeOf(msg: CoapMessage): Exchange {
+    return msg.confirmable
+      ? { type: MessageType.Ack, messageId: msg.messageId, token: msg.token }
+      : { type: MessageType.Non, messageId: (this.nonMid = (this.nonMid + 1) & 0xffff), token: msg.token };
+  }
+
+  private handle(msg: CoapMessage, from: Peer): void {
+    if (msg.code === '0.00') {
+      if (msg.ack) this.registry.acknowledged(from, msg.messageId);
+      else if (msg.reset) this.registry.reset(from, msg.messageId);
+      else if (msg.confirmable) this.transport.send(emptyAck(msg.messageId), from); // CoAP ping -> RST is also fine; ACK keeps NATs open
+      return;
+    }
+    if (msg.ack || msg.reset) return; // a response to something we never asked
+    if (!msg.code.startsWith('0.')) return;
+    const dedupKey = msg.confirmable ? `${peerKey(from)}#${msg.messageId}` : null;
+    if (dedupKey) {
+      const prior = this.answered.get(dedupKey);
+      if (prior && Date.now() - prior.at < DEDUP_MS) {
+        this.counters.duplicatesAnswered++;
+        if (prior.bytes) this.transport.send(prior.bytes, from);
+        return;
+      }
+    }
+    const reply = (bytes: Buffer | undefined): void => {
+      if (!bytes) return;
+      if (dedupKey) this.remember(dedupKey, bytes);
+      this.transport.send(bytes, from);
+    };
+    const ex = this.exchangeOf(msg);
+    const bad = (code: string, why: string): void => {
+      this.counters.badRequests++;
+      reply(plainResponse(ex, code, Buffer.from(why)));
+    };
+    for (const o of msg.options) {
+      const known = typeof o.name === 'string' && KNOWN_OPTIONS.has(o.name);
+      if (!known && typeof o.name === 'number' && isCritical(o.name)) return bad('4.02', `unrecognized critical option ${o.name}`);
+    }
+    const path = uriPath(msg);
+    if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') {
+      if (msg.code !== Method.Get) return bad('4.05', 'GET only');
+      return reply(this.wellKnown(ex, uriQuery(msg).get('d')));
+    }
+    const target = parseDevicePath(path);
+    if (!target) {
+      this.counters.notFound++;
+      return reply(plainResponse(ex, '4.04'));
+    }
+    const device = this.core.state.devices.get(target.device);
+    if (!device) {
+      this.counters.notFound++;
+      return reply(plainResponse(ex, '4.04'));
+    }
+    this.runtime.seen(target.device, peerKey(from));
+    if (target.resource === Resource.Config) {
+      if (msg.code !== Method.Get) return bad('4.05', 'GET (with or without Observe) only');
+      return reply(this.config(msg, ex, target.device, from));
+    }
+    if (msg.code !== Method.Post) return bad('4.05', 'POST only');
+    if (msg.payload.length > MAX_REQUEST_PAYLOAD) return bad('4.13', `at most ${MAX_REQUEST_PAYLOAD} bytes`);
+    const cf = option(msg, 'Content-Format');
+    if (cf && readUint(cf) !== ContentFormat.Cbor) return bad('4.15', 'send application/cbor (60)');
+    if (target.resource === Resource.Telemetry) {
+      try {
+        this.runtime.recordTelemetry(target.device, decodeTelemetry(msg.payload));
+      } catch (err) {
+        if (err instanceof PayloadDecodeError) return bad('4.00', err.message);
+        throw err;
+      }
+      return reply(plainResponse(ex, '2.04'));
+    }
+    let ack;
+    try {
+      ack = decodeAck(msg.payload);
+    } catch (err) {
+      if (err instanceof PayloadDecodeError) return bad('4.00', err.message);
+      throw err;
+    }
+    this.counters.acksReceived++;
+    // Answer once the ack is durable; until then a retransmitted request is a duplicate with no answer yet.
+    if (dedupKey) this.remember(dedupKey, null);
+    const latencyMs = this.runtime.latencyOf(target.device, ack.version);
+    recordAck(this.core, target.device, {
+      version: ack.version,
+      status: ACK_STATUS_NAMES[ack.status] ?? 'failed',
+      ...(ack.message !== undefined ? { message: ack.message } : {}),
+      ...(latencyMs !== undefined ? { latencyMs } : {}),
+    }).then(
+      () => reply(plainResponse(ex, '2.04')),
+      (err: unknown) => {
+        if (!(err instanceof StoreUnavailableError)) this.opts.log?.error({ err, device: target.device }, 'recording an ack failed');
+        const code = err instanceof HengeError && err.status === 503 ? '5.03' : err instanceof HengeError && err.status === 404 ? '4.04' : '5.00';
+        reply(plainResponse(ex, code));
+      },
+    );
+  }
+
+  private config(msg: CoapMessage, ex: Exchange, device: string, from: Peer): Buffer | undefined {
+    const snap = this.core.state.snapshots.get(device);
+    if (!snap) return plainResponse(ex, '4.04');
+    const observeOpt = option(msg, 'Observe');
+    const observe = observeOpt === undefined ? undefined : readUint(observeOpt);
+    const blockOpt = option(msg, 'Block2');
+    const block = blockOpt ? readBlock(blockOpt) : undefined;
+    const etag = option(msg, 'ETag');
+    const current = etag !== undefined && Buffer.compare(etag, Buffer.from(snap.snapshot.hash)) === 0;
+    let observeValue: number | undefined;
+    if (observe === 0 && (!block || block.num === 0)) {
+      const { previous } = this.registry.register(device, from, msg.token);
+      if (previous) this.counters.relationsEnded.replaced++;
+      this.runtime.setObserving(device, true);
+      this.checkDuplicate(device, peerKey(from));
+      observeValue = this.registry.observeValue();
+    } else if (observe === 1) {
+      this.registry.deregister(device, EndReason.Deregistered);
+    }
+    const response = configResponse({
+      type: ex.type,
+      messageId: ex.messageId,
+      token: ex.token,
+      snapshot: snap,
+      maxAgeS: this.opts.keepaliveS,
+      ...(observeValue !== undefined ? { observe: observeValue } : {}),
+      ...(current && (!block || block.num === 0) ? { valid: true } : {}),
+      ...(block ? { block: { num: block.num, szx: block.szx } } : {}),
+    });
+    return response ?? plainResponse(ex, '4.02', Buffer.from('block past the end'));
+  }
+
+  /** Two endpoints alternating (A, B, A) within one keepalive interval: a duplicate identity. */
+  private checkDuplicate(device: string, endpoint: string): void {
+    const now = Date.now();
+    const windowMs = this.opts.keepaliveS * 1000;
+    const recent = (this.recentEndpoints.get(device) ?? []).filter((e) => now - e.at < windowMs);
+    recent.push({ endpoint, at: now });
+    this.recentEndpoints.set(device, recent.slice(-3));
+    const [a, b, c] = recent.slice(-3);
+    if (a && b && c && a.endpoint === c.endpoint && a.endpoint !== b.endpoint) {
+      this.recentEndpoints.set(device, []);
+      flagDuplicate(this.core, device, [a.endpoint, b.endpoint]).catch((err: unknown) => {
+        this.opts.log?.error({ err, device }, 'recording a duplicate identity failed');
+      });
+      this.opts.log?.warn({ device, endpoints: [a.endpoint, b.endpoint] }, 'two endpoints alternate for one device identity');
+    }
+  }
+
+  private wellKnown(ex: Exchange, device: string | undefined): Buffer {
+    let links = '</d>;rt="henge.v1"';
+    if (device !== undefined) {
+      if (!this.core.state.devices.has(device)) return plainResponse(ex, '4.04');
+      links = [
+        `</d/${device}/c>;rt="henge.config";obs;ct=${ContentFormat.Cbor}`,
+        `</d/${device}/a>;rt="henge.ack";ct=${ContentFormat.Cbor}`,
+        `</d/${device}/t>;rt="henge.telemetry";ct=${ContentFormat.Cbor}`,
+      ].join(',');
+    }
+    return plainResponse(ex, '2.05', Buffer.from(links), ContentFormat.LinkFormat);
+  }
+
+  private remember(key: string, bytes: Buffer | null): void {
+    if (this.answered.size >= DEDUP_MAX) {
+      // Oldest first (a Map keeps insertion order): drop a tenth, expired or not.
+      let drop = Math.ceil(DEDUP_MAX / 10);
+      for (const k of this.answered.keys()) {
+        if (drop-- <= 0) break;
+        this.answered.delete(k);
+      }
+    }
+    this.answered.delete(key);
+    this.answered.set(key, { bytes, at: Date.now() });
+  }
+}

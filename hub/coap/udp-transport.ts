@@ -1,0 +1,60 @@
+/** The UDP adapter of the datagram port: one dual-stack socket (IPv4 and IPv6), a large receive buffer. */
+import { createSocket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
+import type { DatagramTransport, Peer } from './transport.ts';
+
+/** What the hub asks for: a burst of ACKs from thousands of devices must fit (DESIGN.md). */
+export const WANTED_RECEIVE_BUFFER = 4 * 1024 * 1024;
+
+export interface UdpOptions {
+  readonly port: number;
+  /** `::` (every IPv4 and IPv6 address) by default. */
+  readonly host?: string;
+  readonly receiveBuffer?: number;
+}
+
+export class UdpTransport implements DatagramTransport {
+  private handler: (bytes: Buffer, from: Peer) => void = () => undefined;
+  private constructor(
+    private readonly socket: Socket,
+    readonly port: number,
+    readonly receiveBufferBytes: number,
+  ) {
+    socket.on('message', (msg, rinfo) => this.handler(msg, { address: rinfo.address, port: rinfo.port }));
+  }
+
+  static async open(opts: UdpOptions): Promise<UdpTransport> {
+    const host = opts.host ?? '::';
+    const socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', ipv6Only: false, reuseAddr: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(opts.port, host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    const wanted = opts.receiveBuffer ?? WANTED_RECEIVE_BUFFER;
+    try {
+      socket.setRecvBufferSize(wanted);
+    } catch {
+      // The kernel caps it at net.core.rmem_max; what we got is read back below.
+    }
+    // Linux reports twice the value it applies (bookkeeping overhead); halve it to compare.
+    const granted = Math.floor(socket.getRecvBufferSize() / 2);
+    // Send errors (e.g. ICMP unreachable reported late) must not crash the hub.
+    socket.on('error', () => undefined);
+    return new UdpTransport(socket, socket.address().port, granted);
+  }
+
+  send(bytes: Uint8Array, to: Peer): void {
+    this.socket.send(bytes, to.port, to.address);
+  }
+
+  onDatagram(handler: (bytes: Buffer, from: Peer) => void): void {
+    this.handler = handler;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}

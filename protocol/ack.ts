@@ -1,0 +1,116 @@
+/** The ack a device POSTs to `/d/{id}/a`, and its telemetry to `/d/{id}/t` (docs/protocol.md). */
+import { Decoder } from 'cbor-x';
+import { encodeDeterministic } from './cbor.ts';
+import type { ConfigValue } from './snapshot.ts';
+import { HASH_BYTES, INCARNATION_BYTES } from './snapshot.ts';
+
+export const AckStatus = {
+  Applied: 0,
+  Rejected: 1,
+  Failed: 2,
+  Reverted: 3,
+} as const;
+export type AckStatus = (typeof AckStatus)[keyof typeof AckStatus];
+
+export const ACK_STATUS_NAMES = ['applied', 'rejected', 'failed', 'reverted'] as const;
+export type AckStatusName = (typeof ACK_STATUS_NAMES)[number];
+
+export const AckKey = {
+  version: 1,
+  status: 2,
+  message: 3,
+  hash: 4,
+  incarnation: 5,
+} as const;
+
+export const MAX_ACK_MESSAGE = 256;
+export const MAX_TELEMETRY_ENTRIES = 64;
+
+export interface Ack {
+  readonly version: number;
+  readonly status: AckStatus;
+  readonly message?: string;
+  readonly hash?: Uint8Array;
+  readonly incarnation?: Uint8Array;
+}
+
+export class PayloadDecodeError extends Error {
+  readonly code = 'HENGE_E_PAYLOAD_DECODE';
+}
+
+const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
+
+function decodeMap(bytes: Uint8Array, what: string): Map<unknown, unknown> {
+  let raw: unknown;
+  try {
+    raw = decoder.decode(bytes);
+  } catch (cause) {
+    throw new PayloadDecodeError(`${what} is not valid CBOR`, { cause });
+  }
+  if (!(raw instanceof Map)) throw new PayloadDecodeError(`${what} must be a CBOR map`);
+  return raw;
+}
+
+function asUint(v: unknown): number | undefined {
+  if (typeof v === 'bigint') return v >= 0n && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+export function encodeAck(ack: Ack): Uint8Array {
+  const m = new Map<number, number | string | Uint8Array>([
+    [AckKey.version, ack.version],
+    [AckKey.status, ack.status],
+  ]);
+  if (ack.message !== undefined) m.set(AckKey.message, ack.message.slice(0, MAX_ACK_MESSAGE));
+  if (ack.hash) m.set(AckKey.hash, ack.hash);
+  if (ack.incarnation) m.set(AckKey.incarnation, ack.incarnation);
+  return encodeDeterministic(m);
+}
+
+export function decodeAck(bytes: Uint8Array): Ack {
+  const m = decodeMap(bytes, 'ack');
+  const version = asUint(m.get(AckKey.version));
+  if (version === undefined) throw new PayloadDecodeError('ack version must be an unsigned integer');
+  const status = asUint(m.get(AckKey.status));
+  if (status === undefined || status > AckStatus.Reverted) throw new PayloadDecodeError('ack status must be 0..3');
+  const message = m.get(AckKey.message);
+  if (message !== undefined && (typeof message !== 'string' || Buffer.byteLength(message) > MAX_ACK_MESSAGE)) {
+    throw new PayloadDecodeError(`ack message must be text of at most ${MAX_ACK_MESSAGE} bytes`);
+  }
+  const bytesOf = (k: number, size: number, name: string): Uint8Array | undefined => {
+    const v = m.get(k);
+    if (v === undefined) return undefined;
+    if (!(v instanceof Uint8Array) || v.length !== size) throw new PayloadDecodeError(`ack ${name} must be ${size} bytes`);
+    return new Uint8Array(v);
+  };
+  const hash = bytesOf(AckKey.hash, HASH_BYTES, 'hash');
+  const incarnation = bytesOf(AckKey.incarnation, INCARNATION_BYTES, 'incarnation');
+  return {
+    version,
+    status: status as AckStatus,
+    ...(typeof message === 'string' ? { message } : {}),
+    ...(hash ? { hash } : {}),
+    ...(incarnation ? { incarnation } : {}),
+  };
+}
+
+const TELEMETRY_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+export function encodeTelemetry(values: Readonly<Record<string, ConfigValue>>): Uint8Array {
+  return encodeDeterministic(values);
+}
+
+export function decodeTelemetry(bytes: Uint8Array): Record<string, ConfigValue> {
+  const m = decodeMap(bytes, 'telemetry');
+  if (m.size > MAX_TELEMETRY_ENTRIES) throw new PayloadDecodeError(`telemetry has more than ${MAX_TELEMETRY_ENTRIES} entries`);
+  const out: Record<string, ConfigValue> = {};
+  for (const [k, v] of m) {
+    if (typeof k !== 'string' || !TELEMETRY_KEY.test(k) || k === '__proto__') throw new PayloadDecodeError(`telemetry key ${String(k)} is not a valid key`);
+    const value = typeof v === 'bigint' ? asUint(v) : v;
+    if (typeof value === 'string' ? value.length > 1024 : typeof value === 'number' ? !Number.isFinite(value) : typeof value !== 'boolean') {
+      throw new PayloadDecodeError(`telemetry value ${k} must be a scalar`);
+    }
+    out[k] = value as ConfigValue;
+  }
+  return out;
+}

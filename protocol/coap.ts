@@ -1,0 +1,116 @@
+/**
+ * CoAP messages (RFC 7252) as henge uses them: parsing and generation through `coap-packet`, plus the
+ * option values henge reads and writes (Observe, ETag, Block2, Max-Age, Content-Format, Uri-Path/Query).
+ * Everything that touches the CoAP wire format goes through this file.
+ */
+import { generate, parse } from 'coap-packet';
+import type { ParsedPacket, Packet } from 'coap-packet';
+
+export const ContentFormat = {
+  LinkFormat: 40,
+  Cbor: 60,
+} as const;
+
+/** Request method codes as coap-packet parses them. */
+export const Method = {
+  Get: '0.01',
+  Post: '0.02',
+  Put: '0.03',
+  Delete: '0.04',
+} as const;
+
+/** RFC 7252 transmission parameters. */
+export const Transmission = {
+  ackTimeoutMs: 2000,
+  ackRandomFactor: 1.5,
+  maxRetransmit: 4,
+} as const;
+
+/** Largest payload henge puts in one datagram; larger ones go block-wise with this block size. */
+export const MAX_BLOCK_SIZE = 1024;
+export const MAX_BLOCK_SZX = 6;
+export const MAX_REQUEST_PAYLOAD = 1024;
+
+export type CoapMessage = ParsedPacket;
+
+export class CoapParseError extends Error {
+  readonly code = 'HENGE_E_COAP_PARSE';
+}
+
+export function parseMessage(datagram: Uint8Array): CoapMessage {
+  try {
+    return parse(Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength));
+  } catch (cause) {
+    throw new CoapParseError('not a CoAP message', { cause });
+  }
+}
+
+export function generateMessage(packet: Packet): Buffer {
+  return generate(packet, 64 * 1024);
+}
+
+/** Unsigned integer option value in its shortest form (0 is the empty string). */
+export function uintOption(n: number): Buffer {
+  if (n === 0) return Buffer.alloc(0);
+  const bytes: number[] = [];
+  let rest = n;
+  while (rest > 0) {
+    bytes.unshift(rest & 0xff);
+    rest = Math.floor(rest / 256);
+  }
+  return Buffer.from(bytes);
+}
+
+export function readUint(value: Buffer): number {
+  let n = 0;
+  for (const b of value) n = n * 256 + b;
+  return n;
+}
+
+export function option(msg: CoapMessage, name: string): Buffer | undefined {
+  for (const o of msg.options) if (o.name === name) return o.value;
+  return undefined;
+}
+
+export function options(msg: CoapMessage, name: string): Buffer[] {
+  const out: Buffer[] = [];
+  for (const o of msg.options) if (o.name === name) out.push(o.value);
+  return out;
+}
+
+export function uriPath(msg: CoapMessage): string[] {
+  return options(msg, 'Uri-Path').map((b) => b.toString('utf8'));
+}
+
+export function uriQuery(msg: CoapMessage): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const b of options(msg, 'Uri-Query')) {
+    const text = b.toString('utf8');
+    const eq = text.indexOf('=');
+    if (eq < 0) out.set(text, '');
+    else out.set(text.slice(0, eq), text.slice(eq + 1));
+  }
+  return out;
+}
+
+export interface Block {
+  readonly num: number;
+  readonly more: boolean;
+  readonly szx: number;
+}
+
+export const blockSize = (szx: number): number => 1 << (szx + 4);
+
+export function readBlock(value: Buffer): Block {
+  const n = readUint(value);
+  return { num: Math.floor(n / 16), more: (n & 0x08) !== 0, szx: n & 0x07 };
+}
+
+export function blockOption(b: Block): Buffer {
+  return uintOption(b.num * 16 + (b.more ? 8 : 0) + b.szx);
+}
+
+/** Option numbers whose meaning a receiver must understand (odd numbers are critical, RFC 7252 §5.4.1). */
+export function isCritical(optionNumber: number): boolean {
+  return (optionNumber & 1) === 1;
+}
