@@ -144,6 +144,8 @@ describe('cli', () => {
   test('cli - status and a second hub on the same data folder is refused clearly', async () => {
     const status = await henge('status');
     assert.match(status.stdout, /store healthy/);
+    assert.match(status.stdout, /fleet: \d+ converged, \d+ pending, 0 failed; 0 online, \d+ offline/);
+    assert.match(status.stdout, /DEVICE\s+SYNC\s+DESIRED\s+APPLIED/);
     const second = await runCli(sb, ['hub', '--data', hub.dataDir, '--port', '0']);
     assert.equal(second.code, 6);
     assert.match(second.stderr, /in use by another henge process/);

@@ -65,7 +65,11 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   const runtime = new DeviceRuntime(opts.coap?.keepaliveS ?? DEFAULT_KEEPALIVE_S);
   let coap: CoapEndpoint | null = null;
   if (opts.coap) {
-    const transport = await UdpTransport.open({ port: opts.coap.port, ...(opts.coap.host ? { host: opts.coap.host } : {}) }).catch(async (err: unknown) => {
+    const transport = await UdpTransport.open({
+      port: opts.coap.port,
+      ...(opts.coap.host ? { host: opts.coap.host } : {}),
+      onError: (err) => log?.warn({ err }, 'CoAP socket error'),
+    }).catch(async (err: unknown) => {
       await core.close();
       throw err;
     });

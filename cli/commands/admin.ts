@@ -4,6 +4,17 @@ import type { GroupRecord, HengeEvent } from '../../hub/domain/index.ts';
 import { commandEnv } from '../context.ts';
 import { formatTime, formatValue, printJson, printTable } from '../output.ts';
 
+interface FleetRow {
+  device: string;
+  sync: string;
+  desiredVersion: number;
+  appliedVersion: number | null;
+  online: boolean;
+  endpoint: string | null;
+  lastAck: { version: number; status: string; message?: string; latencyMs?: number } | null;
+  duplicate: unknown;
+}
+
 function describeEvent(e: HengeEvent): string {
   const d = e.data as Record<string, unknown>;
   const target = d['device'] !== undefined ? `device ${String(d['device'])}` : d['group'] !== undefined ? `group ${String(d['group'])}` : '';
@@ -14,6 +25,8 @@ function describeEvent(e: HengeEvent): string {
   }
   if (e.type === 'schema.published') return `${String(d['schema'])} v${String(d['version'])}`;
   if (e.type === 'token.created' || e.type === 'token.revoked') return `token ${String(d['token'])}${d['name'] !== undefined ? ` (${String(d['name'])})` : ''}`;
+  if (e.type === 'ack.received') return `${target} v${String(d['version'])} ${String(d['status'])}${d['latencyMs'] !== undefined ? ` after ${String(d['latencyMs'])} ms` : ''}`;
+  if (e.type === 'device.duplicate') return `${target} endpoints ${(d['endpoints'] as string[]).join(' / ')}`;
   if (e.type === 'group.defined') return `${target} selector ${String(d['selector'])} priority ${String(d['priority'])}`;
   return target;
 }
@@ -48,14 +61,33 @@ export function registerAdmin(program: Command): void {
 
   program
     .command('status')
-    .description('hub summary and the fleet table')
+    .description('hub summary and the fleet table: converged / pending / failed / offline')
     .action(async (_o: unknown, cmd: Command) => {
       const env = await commandEnv(cmd);
-      const status = await env.client.request<Record<string, unknown> & { store: { healthy: boolean; problem: string | null } }>('GET', '/status');
-      if (env.json) return printJson(status);
+      const [status, fleet] = await Promise.all([
+        env.client.request<Record<string, unknown> & { store: { healthy: boolean; problem: string | null } }>('GET', '/status'),
+        env.client.request<{ summary: Record<string, number>; devices: FleetRow[] }>('GET', '/fleet'),
+      ]);
+      if (env.json) return printJson({ ...status, fleet });
+      const f = fleet.summary;
       process.stdout.write(
         `hub ${String(status['hubId'])}: ${String(status['devices'])} devices, ${String(status['groups'])} groups, ${String(status['schemas'])} schemas, ` +
-          `${String(status['logLength'])} events; store ${status.store.healthy ? 'healthy' : `FAILING: ${status.store.problem ?? ''}`}\n`,
+          `${String(status['logLength'])} events; store ${status.store.healthy ? 'healthy' : `FAILING: ${status.store.problem ?? ''}`}\n` +
+          `fleet: ${f['converged'] ?? 0} converged, ${f['pending'] ?? 0} pending, ${f['failed'] ?? 0} failed; ${f['online'] ?? 0} online, ${f['offline'] ?? 0} offline\n`,
+      );
+      if (fleet.devices.length === 0) return;
+      printTable(
+        ['DEVICE', 'SYNC', 'DESIRED', 'APPLIED', 'ONLINE', 'LAST ACK', 'LATENCY', 'ENDPOINT'],
+        fleet.devices.map((d) => [
+          d.device + (d.duplicate ? ' (DUPLICATE)' : ''),
+          d.sync,
+          String(d.desiredVersion),
+          d.appliedVersion === null ? '-' : String(d.appliedVersion),
+          d.online ? 'yes' : 'no',
+          d.lastAck ? `${d.lastAck.status} v${d.lastAck.version}${d.lastAck.message ? `: ${d.lastAck.message}` : ''}` : '-',
+          d.lastAck?.latencyMs !== undefined ? `${d.lastAck.latencyMs} ms` : '-',
+          d.endpoint ?? '-',
+        ]),
       );
     });
 

@@ -64,7 +64,9 @@ export class ObserveRegistry {
   private readonly relations = new Map<string, Relation>();
   private readonly byMid = new Map<string, Relation>();
   private readonly wheel: TimerWheel<Relation>;
-  private readonly waiting: Relation[] = [];
+  /** Relations waiting for a place under the in-flight cap, FIFO (`waitingHead` is the next one). */
+  private waiting: Relation[] = [];
+  private waitingHead = 0;
   private inflightCount = 0;
   private nextMid: number;
   private observeClock = 1;
@@ -152,7 +154,8 @@ export class ObserveRegistry {
     this.wheel.close();
     this.relations.clear();
     this.byMid.clear();
-    this.waiting.length = 0;
+    this.waiting = [];
+    this.waitingHead = 0;
     this.inflightCount = 0;
   }
 
@@ -243,19 +246,20 @@ export class ObserveRegistry {
 
   private drop(r: Relation): void {
     this.settle(r);
-    if (r.queued) {
-      r.queued = false;
-      const i = this.waiting.indexOf(r);
-      if (i >= 0) this.waiting.splice(i, 1);
-    }
+    // A queued relation stays in the FIFO; admitWaiting skips it once it is no longer queued.
+    r.queued = false;
   }
 
   private admitWaiting(): void {
-    while (this.inflightCount < this.maxInflight && this.waiting.length > 0) {
-      const next = this.waiting.shift();
-      if (!next) break;
+    while (this.inflightCount < this.maxInflight && this.waitingHead < this.waiting.length) {
+      const next = this.waiting[this.waitingHead++];
+      if (!next?.queued) continue;
       next.queued = false;
       if (this.relations.get(next.device) === next && !next.inflight) this.sendOrQueue(next);
+    }
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitingHead = 0;
     }
   }
 }

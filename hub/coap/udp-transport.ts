@@ -11,6 +11,8 @@ export interface UdpOptions {
   /** `::` (every IPv4 and IPv6 address) by default. */
   readonly host?: string;
   readonly receiveBuffer?: number;
+  /** Socket errors after binding (e.g. a send to an unreachable peer): reported, never fatal. */
+  readonly onError?: (err: Error) => void;
 }
 
 export class UdpTransport implements DatagramTransport {
@@ -41,8 +43,8 @@ export class UdpTransport implements DatagramTransport {
     }
     // Linux reports twice the value it applies (bookkeeping overhead); halve it to compare.
     const granted = Math.floor(socket.getRecvBufferSize() / 2);
-    // Send errors (e.g. ICMP unreachable reported late) must not crash the hub.
-    socket.on('error', () => undefined);
+    // Send errors (e.g. ICMP unreachable reported late) must not crash the hub; they are reported.
+    socket.on('error', (err) => opts.onError?.(err));
     return new UdpTransport(socket, socket.address().port, granted);
   }
 

@@ -187,3 +187,29 @@ export async function events(core: HubCore, f: EventFilter): Promise<EventPage> 
 export function listTokens(core: HubCore): Array<{ id: string; name: string; createdAt: number; revokedAt: number | null }> {
   return [...core.state.tokens.values()].map(({ id, name, createdAt, revokedAt }) => ({ id, name, createdAt, revokedAt }));
 }
+
+export interface FleetSummary {
+  readonly devices: number;
+  readonly online: number;
+  readonly offline: number;
+  readonly converged: number;
+  readonly pending: number;
+  readonly failed: number;
+}
+
+/** Every device's state and the counts `henge status` shows. */
+export function fleet(core: HubCore, runtime: DeviceRuntime | undefined): { summary: FleetSummary; devices: DeviceState[] } {
+  const devices = listDevices(core).map((d) => deviceState(core, runtime, d.id));
+  const count = (f: (s: DeviceState) => boolean): number => devices.filter(f).length;
+  return {
+    summary: {
+      devices: devices.length,
+      online: count((s) => s.online),
+      offline: count((s) => !s.online),
+      converged: count((s) => s.sync === 'converged'),
+      pending: count((s) => s.sync === 'pending'),
+      failed: count((s) => s.sync === 'failed'),
+    },
+    devices,
+  };
+}

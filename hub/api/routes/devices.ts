@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { addDevice, deviceState, effectiveConfig, getDevice, listDevices, removeDevice, updateDevice } from '../../domain/index.ts';
+import { addDevice, deviceState, effectiveConfig, fleet, getDevice, listDevices, removeDevice, updateDevice } from '../../domain/index.ts';
 import type { DeviceRuntime, HubCore } from '../../domain/index.ts';
 import { commandContext } from '../auth.ts';
 import { IdParamT, LabelsT, PatchLabelsT, ValuesT } from '../types.ts';
@@ -18,6 +18,10 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: 
       },
     },
     async (req) => ({ devices: listDevices(core, req.query.selector) }),
+  );
+
+  app.get('/fleet', { schema: { tags, summary: 'Every device: desired vs applied version, sync status, liveness; with counts' } }, async () =>
+    fleet(core, runtime),
   );
 
   app.post(
