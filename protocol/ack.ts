@@ -56,12 +56,21 @@ function asUint(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
 
+const utf8 = new TextEncoder();
+
+/** The longest prefix of `text` whose UTF-8 form fits `maxBytes`, never cutting a character. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  const room = new Uint8Array(maxBytes);
+  const { read } = utf8.encodeInto(text, room);
+  return text.slice(0, read);
+}
+
 export function encodeAck(ack: Ack): Uint8Array {
   const m = new Map<number, number | string | Uint8Array>([
     [AckKey.version, ack.version],
     [AckKey.status, ack.status],
   ]);
-  if (ack.message !== undefined) m.set(AckKey.message, ack.message.slice(0, MAX_ACK_MESSAGE));
+  if (ack.message !== undefined) m.set(AckKey.message, truncateUtf8(ack.message, MAX_ACK_MESSAGE));
   if (ack.hash) m.set(AckKey.hash, ack.hash);
   if (ack.incarnation) m.set(AckKey.incarnation, ack.incarnation);
   return encodeDeterministic(m);

@@ -37,7 +37,41 @@ export class CoapParseError extends Error {
   readonly code = 'HENGE_E_COAP_PARSE';
 }
 
+/**
+ * RFC 7252 §3 message format errors that coap-packet lets through (a short token, an option value running
+ * past the end, a payload marker with no payload, token lengths 9-15): the datagram is refused whole.
+ */
+function checkStructure(b: Uint8Array): void {
+  if (b.length < 4) throw new CoapParseError('shorter than a CoAP header');
+  const first = b[0] ?? 0;
+  if (first >> 6 !== 1) throw new CoapParseError('not CoAP version 1');
+  const tkl = first & 0x0f;
+  if (tkl > 8) throw new CoapParseError('token length over 8');
+  let at = 4 + tkl;
+  if (at > b.length) throw new CoapParseError('token runs past the end');
+  if ((b[1] ?? 0) === 0 && b.length > 4 + tkl) throw new CoapParseError('an empty message has no options or payload');
+  while (at < b.length) {
+    const h = b[at++] ?? 0;
+    if (h === 0xff) {
+      if (at >= b.length) throw new CoapParseError('payload marker without payload');
+      return;
+    }
+    const delta = h >> 4;
+    let len = h & 0x0f;
+    if (delta === 15 || len === 15) throw new CoapParseError('reserved option nibble 15');
+    const ext = (n: number): number => (n === 13 ? 1 : n === 14 ? 2 : 0);
+    at += ext(delta);
+    if (len === 13) len = 13 + (b[at] ?? 0);
+    else if (len === 14) len = 269 + (((b[at] ?? 0) << 8) | (b[at + 1] ?? 0));
+    at += ext(h & 0x0f);
+    if (at > b.length) throw new CoapParseError('option header runs past the end');
+    at += len;
+    if (at > b.length) throw new CoapParseError('option value runs past the end');
+  }
+}
+
 export function parseMessage(datagram: Uint8Array): CoapMessage {
+  checkStructure(datagram);
   try {
     return parse(Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength));
   } catch (cause) {

@@ -49,8 +49,12 @@ export class TimerWheel<T> {
   }
 
   schedule(delayMs: number, item: T): WheelTimer<T> {
-    if (this.live === 0) this.lastTick = this.clock.now();
-    const ticks = Math.max(1, Math.ceil(delayMs / this.tickMs));
+    if (!Number.isFinite(delayMs) || delayMs < 0) throw new RangeError(`timer delay must be a finite number >= 0, got ${delayMs}`);
+    const now = this.clock.now();
+    if (this.live === 0) this.lastTick = now;
+    // Counted from the last processed tick, which may lag `now` (a busy event loop, or a catch-up pass
+    // calling back into schedule): the timer must not fire before now + delay.
+    const ticks = Math.max(1, Math.ceil((now + delayMs - this.lastTick) / this.tickMs));
     const n = this.slots.length;
     const timer: WheelTimer<T> = { item, rounds: Math.floor((ticks - 1) / n), cancelled: false };
     this.slots[(this.cursor + ticks) % n]?.push(timer);
