@@ -67,6 +67,13 @@ async function run(flags: HubFlags): Promise<void> {
   const coap = flags.coap ? { port: parsePort(flags.coapPort), host: flags.coapHost, keepaliveS } : undefined;
   const hub = await startHub({ data: flags.data, host: flags.host, port: parsePort(flags.port), logger, ...(coap ? { coap } : {}) }).catch((err: unknown) => {
     if (err instanceof HengeError) throw new CliError(err.message, ExitCode.Unavailable);
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      throw new CliError(
+        `cannot listen on ${e.address ?? ''} port ${String(e.port ?? '')} (${e.code}): another program uses it, or the address is not this machine's; choose --port / --coap-port`,
+        ExitCode.Unavailable,
+      );
+    }
     throw err;
   });
   const meta = hub.core.state.meta;
