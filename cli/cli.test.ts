@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { stat, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createSocket } from 'node:dgram';
 import { Level } from 'level';
 import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
 import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
@@ -149,6 +150,24 @@ describe('cli', () => {
     const second = await runCli(sb, ['hub', '--data', hub.dataDir, '--port', '0']);
     assert.equal(second.code, 6);
     assert.match(second.stderr, /in use by another henge process/);
+  });
+
+  test('cli - a start that fails on a busy port is a clear error and still leaves the first token to show', async () => {
+    const other = await makeSandbox('henge-cli-busy-');
+    const sock = createSocket('udp6');
+    await new Promise<void>((resolve) => sock.bind(0, '::', () => resolve()));
+    try {
+      const port = sock.address().port;
+      const busy = await runCli(other, ['hub', '--data', join(other.dir, 'data'), '--port', '0', '--coap-port', String(port)]);
+      assert.equal(busy.code, 6);
+      assert.match(busy.stderr, /port \d+ \(EADDRINUSE\)/);
+      const ok = await startHubProcess(other);
+      assert.match(ok.token ?? '', /^hgt_/, 'the admin token is made and shown on the first start that succeeds');
+      await ok.stop();
+    } finally {
+      sock.close();
+      await other.cleanup();
+    }
   });
 
   test('cli - hub --verify is clean after a graceful stop and finds a corrupted view', async () => {

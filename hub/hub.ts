@@ -58,10 +58,6 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     },
   });
   metrics.bind(core);
-  let firstToken: string | null = null;
-  if (core.state.tokens.size === 0) {
-    firstToken = (await createToken(core, { actor: 'hub', reason: 'first start' }, 'admin')).token;
-  }
   const runtime = new DeviceRuntime(opts.coap?.keepaliveS ?? DEFAULT_KEEPALIVE_S);
   let coap: CoapEndpoint | null = null;
   if (opts.coap) {
@@ -89,6 +85,11 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     await coap?.close();
     await core.close();
     throw err;
+  }
+  // Only once everything listens: a start that fails must not leave a token nobody was shown.
+  let firstToken: string | null = null;
+  if (core.state.tokens.size === 0) {
+    firstToken = (await createToken(core, { actor: 'hub', reason: 'first start' }, 'admin')).token;
   }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? DEFAULT_API_PORT);
