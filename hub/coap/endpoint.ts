@@ -61,6 +61,9 @@ interface Exchange {
   readonly token: Buffer;
 }
 
+/** Critical options (odd numbers) that coap-packet names but henge does not implement: 4.02. */
+const CRITICAL_UNSUPPORTED = new Set(['OSCORE', 'Proxy-Uri', 'Proxy-Scheme', 'Q-Block1', 'Q-Block2']);
+
 const KNOWN_OPTIONS = new Set(['Uri-Path', 'Uri-Query', 'Uri-Host', 'Uri-Port', 'Observe', 'ETag', 'Block2', 'Block1', 'Size1', 'Size2', 'Content-Format', 'Accept', 'If-Match', 'If-None-Match', 'Max-Age', 'No-Response']);
 
 export class CoapEndpoint {
@@ -109,7 +112,11 @@ export class CoapEndpoint {
       for (const device of c.changedSnapshots) {
         const snap = core.state.snapshots.get(device);
         if (snap) this.runtime.committed(device, snap.snapshot.version, now);
-        else this.registry.deregister(device, EndReason.Removed);
+        else {
+          this.registry.deregister(device, EndReason.Removed);
+          this.runtime.forget(device);
+          this.recentEndpoints.delete(device);
+        }
         this.registry.notify(device);
       }
     });
@@ -178,8 +185,11 @@ export class CoapEndpoint {
       reply(plainResponse(ex, code, Buffer.from(why)));
     };
     for (const o of msg.options) {
-      const known = typeof o.name === 'string' && KNOWN_OPTIONS.has(o.name);
-      if (!known && typeof o.name === 'number' && isCritical(o.name)) return bad('4.02', `unrecognized critical option ${o.name}`);
+      const name = String(o.name);
+      if (KNOWN_OPTIONS.has(name)) continue;
+      // coap-packet names options it does not know by their number, as text.
+      const critical = /^\d+$/.test(name) ? isCritical(Number(name)) : CRITICAL_UNSUPPORTED.has(name);
+      if (critical) return bad('4.02', `unsupported critical option ${name}`);
     }
     const path = uriPath(msg);
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') {
@@ -247,6 +257,7 @@ export class CoapEndpoint {
     const observe = observeOpt === undefined ? undefined : readUint(observeOpt);
     const blockOpt = option(msg, 'Block2');
     const block = blockOpt ? readBlock(blockOpt) : undefined;
+    if (block?.szx === 7) return plainResponse(ex, '4.00', Buffer.from('Block2 SZX 7 is reserved'));
     const etag = option(msg, 'ETag');
     const current = etag !== undefined && Buffer.compare(etag, Buffer.from(snap.snapshot.hash)) === 0;
     let observeValue: number | undefined;

@@ -135,6 +135,9 @@ export class ObserveRegistry {
   acknowledged(peer: Peer, mid: number): boolean {
     const r = this.takeByMid(peer, mid);
     if (!r?.inflight) return false;
+    // A late ACK for a transmission that a newer snapshot has since replaced: the device has the older
+    // one only, so the newest stays in flight until its own ACK.
+    if (r.inflight.mids[r.inflight.mids.length - 1] !== mid) return true;
     const version = r.inflight.version;
     this.settle(r);
     this.deps.onAcked?.(r.device, version);

@@ -243,7 +243,10 @@ export class HubState {
         break;
       case EventType.AckReceived: {
         const prev = this.reports.get(e.data.device) ?? NO_REPORT;
-        const applied = e.data.status === 'applied' && e.data.version > (prev.appliedVersion ?? -1) ? e.data.version : prev.appliedVersion;
+        // Only a version the hub has issued to this device can become its applied version.
+        const issued = this.versions.get(e.data.device) ?? 0;
+        const moves = e.data.status === 'applied' && e.data.version > (prev.appliedVersion ?? -1) && e.data.version <= issued;
+        const applied = moves ? e.data.version : prev.appliedVersion;
         const lastAck = {
           version: e.data.version,
           status: e.data.status,
@@ -279,7 +282,11 @@ export class HubState {
       const device = this.devices.get(id);
       if (!device) {
         const hadSnapshot = this.snapshots.delete(id);
-        if (this.versions.delete(id) || hadSnapshot) t.keys.add(ViewKey.version(id));
+        if (this.versions.delete(id) || hadSnapshot) {
+          t.keys.add(ViewKey.version(id));
+          // Listeners learn of the removal as a change with no snapshot (the endpoint ends the relation).
+          t.changedSnapshots.add(id);
+        }
         continue;
       }
       const values = effectiveValues(device, this.groupsOf(id), this.schemaOf(device));
