@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { AckStatus, encodeAck } from '../../protocol/ack.ts';
 import { ContentFormat, Method } from '../../protocol/coap.ts';
 import { decodeSnapshot } from '../../protocol/snapshot.ts';
 import { addDevice, setValues } from '../domain/index.ts';
@@ -63,7 +64,11 @@ test('observe - registration answers 2.05 with Observe, Max-Age = keepalive, ETa
   assert.ok(rel, 'the hub keeps a relation');
   assert.equal(rel.peer.port, dev.port);
   assert.equal((await state('reg-1')).observing, true);
-  // A registration with the current ETag is answered 2.03, Observe kept, no payload.
+  // Once the device has acked this version, a registration with the current ETag is answered 2.03,
+  // Observe kept, no payload.
+  const version = decodeSnapshot(r.payload).version;
+  const ack = await dev.request({ code: Method.Post, path: '/d/reg-1/a', payload: Buffer.from(encodeAck({ version, status: AckStatus.Applied })), contentFormat: ContentFormat.Cbor });
+  assert.equal(ack.code, '2.04');
   const valid = await register(dev, 'reg-1', r.etag);
   assert.equal(valid.code, '2.03');
   assert.equal(typeof valid.observe, 'number');

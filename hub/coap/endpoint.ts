@@ -259,7 +259,12 @@ export class CoapEndpoint {
     const block = blockOpt ? readBlock(blockOpt) : undefined;
     if (block?.szx === 7) return plainResponse(ex, '4.00', Buffer.from('Block2 SZX 7 is reserved'));
     const etag = option(msg, 'ETag');
-    const current = etag !== undefined && Buffer.compare(etag, Buffer.from(snap.snapshot.hash)) === 0;
+    // 2.03 only when the ETag is current AND the hub has the device's ack for this version: after the
+    // store was rebuilt (new incarnation, same values) the device must still get the new snapshot.
+    const current =
+      etag !== undefined &&
+      Buffer.compare(etag, Buffer.from(snap.snapshot.hash)) === 0 &&
+      this.core.state.reports.get(device)?.appliedVersion === snap.snapshot.version;
     let observeValue: number | undefined;
     if (observe === 0 && (!block || block.num === 0)) {
       const { previous } = this.registry.register(device, from, msg.token);
@@ -268,7 +273,11 @@ export class CoapEndpoint {
       this.checkDuplicate(device, peerKey(from));
       observeValue = this.registry.observeValue();
     } else if (observe === 1) {
-      this.registry.deregister(device, EndReason.Deregistered);
+      // Only the relation's own endpoint may end it: a replaced device stopping must not cut off the one
+      // that now holds the relation. (RFC 7641 §3.6 also names the token; clients that use a fresh token
+      // for the deregistering GET are common, so the endpoint decides.)
+      const r = this.registry.relationOf(device);
+      if (r && peerKey(r.peer) === peerKey(from)) this.registry.deregister(device, EndReason.Deregistered);
     }
     const response = configResponse({
       type: ex.type,
