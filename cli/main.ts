@@ -1,6 +1,7 @@
 /** `henge`: one command for the hub and its admin verbs. */
 import { Command, CommanderError } from 'commander';
 import { registerAdmin } from './commands/admin.ts';
+import { registerAgent } from './commands/agent.ts';
 import { registerDevice } from './commands/device.ts';
 import { registerHub } from './commands/hub.ts';
 import { registerSchema } from './commands/schema.ts';
@@ -23,6 +24,7 @@ registerDevice(program);
 registerSchema(program);
 registerValues(program);
 registerAdmin(program);
+registerAgent(program);
 
 // Every subcommand throws instead of exiting, so that exit codes stay ours.
 for (const cmd of program.commands) {

@@ -1,0 +1,73 @@
+/**
+ * The `--exec` hook: a command run through /bin/sh after a config file was written, with
+ * HENGE_CONFIG_FILE, HENGE_CONFIG_VERSION and HENGE_DEVICE in its environment. A non-zero exit, a signal
+ * or a timeout is an ExecError carrying the exit code and the tail of its stderr.
+ */
+import { spawn } from 'node:child_process';
+import { ExecError } from './errors.ts';
+
+const TAIL_BYTES = 4096;
+
+export interface HookResult {
+  readonly stdoutTail: string;
+  readonly stderrTail: string;
+  readonly ms: number;
+}
+
+export interface HookEnv {
+  readonly file: string;
+  readonly version: number;
+  readonly device: string;
+}
+
+function tailOf(chunks: Buffer[]): string {
+  const all = Buffer.concat(chunks);
+  return all.subarray(Math.max(0, all.length - TAIL_BYTES)).toString('utf8');
+}
+
+function keepTail(chunks: Buffer[], b: Buffer): void {
+  chunks.push(b);
+  let total = chunks.reduce((n, c) => n + c.length, 0);
+  while (chunks.length > 1 && total - (chunks[0]?.length ?? 0) >= TAIL_BYTES) total -= chunks.shift()?.length ?? 0;
+}
+
+export function runHook(command: string, env: HookEnv, timeoutMs: number): Promise<HookResult> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn('/bin/sh', ['-c', command], {
+      env: { ...process.env, HENGE_CONFIG_FILE: env.file, HENGE_CONFIG_VERSION: String(env.version), HENGE_DEVICE: env.device },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so a timeout ends the command and whatever it started.
+      detached: true,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => keepTail(out, b));
+    child.stderr.on('data', (b: Buffer) => keepTail(err, b));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }, timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new ExecError(`--exec could not start: ${e.message}`, null, ''));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      const stderrTail = tailOf(err);
+      if (code === 0 && !timedOut) {
+        resolve({ stdoutTail: tailOf(out), stderrTail, ms: performance.now() - started });
+        return;
+      }
+      const why = timedOut ? `timed out after ${timeoutMs} ms` : signal ? `was killed by ${signal}` : `exited with ${String(code)}`;
+      reject(new ExecError(`--exec ${why}`, timedOut ? null : code, stderrTail));
+    });
+  });
+}
