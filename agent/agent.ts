@@ -247,7 +247,7 @@ export class Agent {
   }
 
   private async session(): Promise<void> {
-    const endpoint = await this.opts.locator();
+    const endpoint = await this.opts.locator(undefined, this.state.hubId ?? undefined);
     await this.checkPin(endpoint);
     const client = await this.clientFor(endpoint);
     for (;;) {

@@ -22,7 +22,8 @@ export interface HubEndpoint {
   readonly source: string;
 }
 
-export type HubLocator = (signal?: AbortSignal) => Promise<HubEndpoint>;
+/** `pinnedHubId`: the hub this device is pinned to, if any; a locator that can choose should take it. */
+export type HubLocator = (signal?: AbortSignal, pinnedHubId?: string) => Promise<HubEndpoint>;
 
 export interface HostPort {
   readonly host: string;
@@ -69,5 +70,25 @@ export function staticLocator(text: string): HubLocator {
     } catch (err) {
       throw new HubAddressError(`cannot resolve hub host ${host}: ${(err as Error).message}`, { cause: err });
     }
+  };
+}
+
+/** How long one DNS-SD search waits for the hub before the agent backs off and tries again. */
+export const DISCOVERY_TIMEOUT_MS = 5000;
+
+/**
+ * DNS-SD (docs/protocol.md, "Discovery"): browses `_henge._sub._coap._udp` (`_coaps` when secure) and takes
+ * the pinned hub, or the first hub that answers when the device has no pin yet (the agent then pins it).
+ */
+export function discoveryLocator(secure: boolean): HubLocator {
+  return async (signal, pinnedHubId) => {
+    const { findHub } = await import('../discovery/index.ts');
+    const hub = await findHub({
+      secure,
+      timeoutMs: DISCOVERY_TIMEOUT_MS,
+      ...(signal ? { signal } : {}),
+      ...(pinnedHubId !== undefined ? { pinnedHubId } : {}),
+    });
+    return { address: hub.host, family: hub.family, port: hub.port, hubId: hub.hubId, source: `mdns ${hub.name}` };
   };
 }

@@ -13,6 +13,7 @@ export { OUTPUT_FORMATS, envName, formatFromPath, isOutputFormat, readBack, rend
 export type { OutputFormat } from './formats.ts';
 export { COAP_DEFAULT_PORT, parseHubAddress, staticLocator } from './hub-locator.ts';
 export type { HostPort, HubEndpoint, HubLocator } from './hub-locator.ts';
+export { discoveryLocator } from './hub-locator.ts';
 export { StateStore } from './state.ts';
 export type { AgentState, AppliedRecord } from './state.ts';
 export { decide } from './version-rule.ts';

@@ -22,7 +22,13 @@ export interface HubOptions {
   readonly port?: number;
   readonly logger?: FastifyBaseLogger;
   /** The device endpoint (plain CoAP until DTLS lands); off unless given. Port 0 picks a free one. */
-  readonly coap?: { readonly port: number; readonly host?: string; readonly keepaliveS?: number };
+  readonly coap?: {
+    readonly port: number;
+    readonly host?: string;
+    readonly keepaliveS?: number;
+    /** Advertise the endpoint over mDNS/DNS-SD (docs/protocol.md, "Discovery"). Off unless asked. */
+    readonly advertise?: boolean;
+  };
 }
 
 export interface RunningHub {
@@ -37,6 +43,8 @@ export interface RunningHub {
   readonly coap: CoapEndpoint | null;
   readonly coapPort: number | null;
   readonly runtime: DeviceRuntime;
+  /** The hub is advertised over mDNS. */
+  readonly advertised: boolean;
   close(): Promise<void>;
 }
 
@@ -93,6 +101,15 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? DEFAULT_API_PORT);
+  let advertisement: { stop(): Promise<void> } | null = null;
+  if (coap && opts.coap?.advertise && core.state.meta) {
+    const { advertiseHub } = await import('../discovery/index.ts');
+    advertisement = await advertiseHub({ hubId: core.state.meta.hubId, coapPort: coap.port, apiPort: port, secure: false }).catch((err: unknown) => {
+      // Devices can still be pointed at the hub by address; say so rather than refuse to start.
+      log?.warn({ err }, 'cannot advertise the hub over mDNS; devices need --hub');
+      return null;
+    });
+  }
   const host = opts.host ?? DEFAULT_API_HOST;
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   return {
@@ -105,7 +122,10 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     coap,
     coapPort: coap?.port ?? null,
     runtime,
+    advertised: advertisement !== null,
     async close() {
+      // Goodbyes first, so devices stop looking here before the endpoint goes.
+      await advertisement?.stop();
       await app.close();
       await coap?.close();
       await core.close();

@@ -5,7 +5,7 @@ import { CliError, ExitCode } from '../exit.ts';
 
 interface AgentFlags {
   id: string;
-  hub: string;
+  hub?: string;
   out: string;
   format?: string;
   exec?: string;
@@ -32,7 +32,7 @@ async function run(flags: AgentFlags): Promise<void> {
   // Loaded here: other verbs should not pay for the agent and pino.
   const { pino } = await import('pino');
   const agentModule = await import('../../agent/index.ts');
-  const { Agent, AgentError, HubAddressError, StateLockedError, formatFromPath, isOutputFormat, staticLocator } = agentModule;
+  const { Agent, AgentError, HubAddressError, StateLockedError, discoveryLocator, formatFromPath, isOutputFormat, staticLocator } = agentModule;
   const out = resolve(flags.out);
   let format = formatFromPath(out);
   if (flags.format !== undefined) {
@@ -41,7 +41,8 @@ async function run(flags: AgentFlags): Promise<void> {
   }
   let locator;
   try {
-    locator = staticLocator(flags.hub);
+    // No --hub: find the hub over DNS-SD, and pin the first one found.
+    locator = flags.hub !== undefined ? staticLocator(flags.hub) : discoveryLocator(false);
   } catch (err) {
     if (err instanceof HubAddressError) throw new CliError(err.message, ExitCode.Usage);
     throw err;
@@ -66,7 +67,7 @@ async function run(flags: AgentFlags): Promise<void> {
     if (err instanceof Error && 'code' in err && typeof err.code === 'string') throw new CliError(`${err.message}`, ExitCode.Failure);
     throw err;
   }
-  logger.info({ hub: flags.hub, out, format, exec: flags.exec !== undefined, pid: process.pid }, 'agent started');
+  logger.info({ hub: flags.hub ?? 'mdns', out, format, exec: flags.exec !== undefined, pid: process.pid }, 'agent started');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -91,7 +92,7 @@ export function registerAgent(program: Command): void {
     .command('agent')
     .description("run the device agent: observe this device's config on the hub (CoAP), write it to a file atomically, run a hook, ack")
     .requiredOption('--id <device>', 'device id, as added with `henge device add`')
-    .requiredOption('--hub <host[:port]>', 'hub CoAP address: host, host:port, [IPv6]:port (port 5683 when left out)')
+    .option('--hub <host[:port]>', 'hub CoAP address: host, host:port, [IPv6]:port (port 5683 when left out); without it the hub is found over mDNS (DNS-SD) and pinned')
     .requiredOption('--out <file>', 'config file to write (atomically)')
     .option('--format <json|yaml|env>', 'file format (default: from the extension of --out, else json); env writes KEY=\'value\' lines')
     .option('--exec <cmd>', 'run with /bin/sh after each apply, with HENGE_CONFIG_FILE, HENGE_CONFIG_VERSION, HENGE_DEVICE set; a non-zero exit restores the previous file and acks "failed"')

@@ -12,6 +12,7 @@ interface HubFlags {
   coapPort: string;
   coapHost: string;
   coap: boolean;
+  mdns: boolean;
   keepalive: string;
   host: string;
   port: string;
@@ -64,7 +65,7 @@ async function run(flags: HubFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { component: 'hub' } }, pino.destination(2));
   const keepaliveS = Number(flags.keepalive);
   if (!Number.isInteger(keepaliveS) || keepaliveS < 5 || keepaliveS > 3600) throw new CliError(`--keepalive must be 5..3600 seconds, got ${flags.keepalive}`, ExitCode.Usage);
-  const coap = flags.coap ? { port: parsePort(flags.coapPort), host: flags.coapHost, keepaliveS } : undefined;
+  const coap = flags.coap ? { port: parsePort(flags.coapPort), host: flags.coapHost, keepaliveS, advertise: flags.mdns } : undefined;
   const hub = await startHub({ data: flags.data, host: flags.host, port: parsePort(flags.port), logger, ...(coap ? { coap } : {}) }).catch((err: unknown) => {
     if (err instanceof HengeError) throw new CliError(err.message, ExitCode.Unavailable);
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
@@ -82,6 +83,7 @@ async function run(flags: HubFlags): Promise<void> {
     `  data: ${hub.dataDir}`,
     `  API:  ${hub.url}  (docs: ${hub.url}/docs)`,
     hub.coapPort !== null ? `  CoAP: udp ${flags.coapHost} port ${hub.coapPort} (plain CoAP: device traffic is not encrypted yet)` : '  CoAP: off (--no-coap)',
+    `  mDNS: ${hub.advertised ? `advertised as henge-${meta?.hubId ?? ''} (_henge._sub._coap._udp)` : 'not advertised'}`,
   ];
   if (hub.firstToken) {
     lines.push(`  admin token (shown once, stored only as a hash): ${hub.firstToken}`);
@@ -135,6 +137,7 @@ export function registerHub(program: Command): void {
     .option('--coap-port <n>', 'UDP port of the device endpoint (0 picks a free one)', String(DEFAULT_COAP_PORT))
     .option('--coap-host <addr>', 'address of the device endpoint (:: is every IPv4 and IPv6 address)', '::')
     .option('--no-coap', 'no device endpoint: API only')
+    .option('--no-mdns', 'do not advertise the hub over mDNS/DNS-SD (devices then need --hub)')
     .option('--keepalive <seconds>', 'how often devices re-register; offline after three missed', '60')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (logs are JSON on stderr)', 'info')
     .option('--no-write-config', 'on first start, do not write the CLI config file')

@@ -42,9 +42,13 @@ export interface HubProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * Starts `henge hub` on free ports, without mDNS (tests send nothing beyond loopback unless they run in
+ * their own network namespaces).
+ */
 export async function startHubProcess(sandbox: Sandbox, args: readonly string[] = [], timeoutMs = 20_000): Promise<HubProcess> {
   const dataDir = join(sandbox.dir, 'data');
-  const child = spawn(process.execPath, [HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--coap-port', '0', '--log-level', 'warn', ...args], {
+  const child = spawn(process.execPath, [HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--coap-port', '0', '--no-mdns', '--log-level', 'warn', ...args], {
     env: sandbox.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
