@@ -5,6 +5,7 @@ import { registerAgent } from './commands/agent.ts';
 import { registerDevice } from './commands/device.ts';
 import { registerHub } from './commands/hub.ts';
 import { registerSchema } from './commands/schema.ts';
+import { registerSim } from './commands/sim.ts';
 import { registerValues } from './commands/values.ts';
 import { CliError, EXIT_CODE_HELP, ExitCode } from './exit.ts';
 
@@ -25,6 +26,7 @@ registerSchema(program);
 registerValues(program);
 registerAdmin(program);
 registerAgent(program);
+registerSim(program);
 
 // Every subcommand throws instead of exiting, so that exit codes stay ours.
 for (const cmd of program.commands) {
