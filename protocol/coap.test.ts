@@ -7,7 +7,10 @@ import {
   MAX_BLOCK_SZX,
   blockOption,
   blockSize,
+  encodeMessage,
   generateMessage,
+  MessageKind,
+  OptionNumber,
   isCritical,
   option,
   options,
@@ -300,4 +303,53 @@ test('coap - message format errors that the codec would let through are refused'
   }
   // A well-formed request still parses.
   assert.equal(uriPath(parseMessage(Buffer.from('40010001b3616263', 'hex')))[0], 'abc');
+});
+
+test('coap - encodeMessage gives the same bytes as the general generator, and parses back', () => {
+  const token = Buffer.from('a1b2c3d4', 'hex');
+  const payload = Buffer.alloc(300, 7);
+  const ours = encodeMessage({
+    kind: MessageKind.Con,
+    code: '2.05',
+    messageId: 0xbeef,
+    token,
+    options: [
+      [OptionNumber.ContentFormat, uintOption(60)],
+      [OptionNumber.Observe, uintOption(70000)],
+      [OptionNumber.ETag, Buffer.from('0102030405060708', 'hex')],
+      [OptionNumber.MaxAge, uintOption(60)],
+      [OptionNumber.Block2, blockOption({ num: 0, more: true, szx: 6 })],
+      [OptionNumber.Size2, uintOption(1500)],
+    ],
+    payload,
+  });
+  const theirs = generateMessage({
+    confirmable: true,
+    code: '2.05',
+    messageId: 0xbeef,
+    token,
+    options: [
+      { name: 'Observe', value: uintOption(70000) },
+      { name: 'ETag', value: Buffer.from('0102030405060708', 'hex') },
+      { name: 'Content-Format', value: uintOption(60) },
+      { name: 'Max-Age', value: uintOption(60) },
+      { name: 'Block2', value: blockOption({ num: 0, more: true, szx: 6 }) },
+      { name: 'Size2', value: uintOption(1500) },
+    ],
+    payload,
+  });
+  assert.equal(ours.toString('hex'), theirs.toString('hex'));
+  // Extended deltas and lengths (13 and 269 forms), repeated options kept in order, kinds and empty messages.
+  const long = Buffer.alloc(400, 0x61);
+  const msg = parseMessage(
+    encodeMessage({ kind: MessageKind.Non, code: '0.01', messageId: 1, token: Buffer.alloc(0), options: [[OptionNumber.UriPath, Buffer.from('d')], [OptionNumber.UriPath, Buffer.from('x')], [2000, long], [60, Buffer.from('abcdefghijklmnop')]] }),
+  );
+  assert.deepEqual(uriPath(msg), ['d', 'x']);
+  assert.equal(msg.confirmable, false);
+  assert.equal(option(msg, '2000')?.length, 400);
+  assert.equal(option(msg, 'Size1')?.toString(), 'abcdefghijklmnop');
+  const ack = parseMessage(encodeMessage({ kind: MessageKind.Ack, code: '0.00', messageId: 9, token: Buffer.alloc(0), options: [] }));
+  assert.deepEqual([ack.ack, ack.code, ack.messageId], [true, '0.00', 9]);
+  assert.throws(() => encodeMessage({ kind: MessageKind.Con, code: '2.5', messageId: 1, token: Buffer.alloc(0), options: [] }), RangeError);
+  assert.throws(() => encodeMessage({ kind: MessageKind.Con, code: '2.05', messageId: 1, token: Buffer.alloc(9), options: [] }), RangeError);
 });

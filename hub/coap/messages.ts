@@ -1,5 +1,5 @@
 /** The CoAP messages the hub builds: config responses and notifications, plain responses. */
-import { ContentFormat, MAX_BLOCK_SZX, blockOption, blockSize, generateMessage, uintOption } from '../../protocol/coap.ts';
+import { ContentFormat, MAX_BLOCK_SZX, MessageKind, OptionNumber, blockOption, blockSize, encodeMessage, uintOption } from '../../protocol/coap.ts';
 import type { BuiltSnapshot } from '../domain/state.ts';
 
 export const MessageType = {
@@ -15,21 +15,23 @@ interface Envelope {
   readonly token: Buffer;
 }
 
-const flags = (t: MessageType) => ({ confirmable: t === MessageType.Con, ack: t === MessageType.Ack });
+const kindOf = (t: MessageType): MessageKind => (t === MessageType.Con ? MessageKind.Con : t === MessageType.Ack ? MessageKind.Ack : MessageKind.Non);
+const CBOR_FORMAT = uintOption(ContentFormat.Cbor);
+const EMPTY = Buffer.alloc(0);
 
 export function plainResponse(env: Envelope, code: string, payload?: Buffer, contentFormat?: number): Buffer {
-  return generateMessage({
-    ...flags(env.type),
+  return encodeMessage({
+    kind: kindOf(env.type),
     code,
     messageId: env.messageId,
     token: env.token,
-    options: contentFormat !== undefined ? [{ name: 'Content-Format', value: uintOption(contentFormat) }] : [],
+    options: contentFormat !== undefined ? [[OptionNumber.ContentFormat, uintOption(contentFormat)]] : [],
     ...(payload ? { payload } : {}),
   });
 }
 
 export function emptyAck(messageId: number): Buffer {
-  return generateMessage({ code: '0.00', ack: true, messageId, token: Buffer.alloc(0) });
+  return encodeMessage({ kind: MessageKind.Ack, code: '0.00', messageId, token: EMPTY, options: [] });
 }
 
 export interface ConfigResponse extends Envelope {
@@ -45,24 +47,25 @@ export interface ConfigResponse extends Envelope {
 
 /** 2.05 (or 2.03) with the snapshot, block-wise (RFC 7959) when it does not fit one block. */
 export function configResponse(r: ConfigResponse): Buffer | undefined {
-  const options: Array<{ name: string; value: Buffer }> = [];
-  if (r.observe !== undefined) options.push({ name: 'Observe', value: uintOption(r.observe) });
-  options.push({ name: 'ETag', value: Buffer.from(r.snapshot.snapshot.hash) });
-  options.push({ name: 'Max-Age', value: uintOption(r.maxAgeS) });
-  if (r.valid) return generateMessage({ ...flags(r.type), code: '2.03', messageId: r.messageId, token: r.token, options });
-  options.push({ name: 'Content-Format', value: uintOption(ContentFormat.Cbor) });
+  const options: Array<[number, Uint8Array]> = [];
+  if (r.observe !== undefined) options.push([OptionNumber.Observe, uintOption(r.observe)]);
+  options.push([OptionNumber.ETag, r.snapshot.snapshot.hash]);
+  options.push([OptionNumber.MaxAge, uintOption(r.maxAgeS)]);
+  const base = { kind: kindOf(r.type), messageId: r.messageId, token: r.token };
+  if (r.valid) return encodeMessage({ ...base, code: '2.03', options });
+  options.push([OptionNumber.ContentFormat, CBOR_FORMAT]);
   const bytes = r.snapshot.bytes;
   const szx = Math.min(r.block?.szx ?? MAX_BLOCK_SZX, MAX_BLOCK_SZX);
   const size = blockSize(szx);
   const num = r.block?.num ?? 0;
-  let payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let payload: Uint8Array = bytes;
   if (bytes.length > size || num > 0 || r.block) {
     const start = num * size;
     if (start >= bytes.length && !(start === 0 && bytes.length === 0)) return undefined;
     const more = start + size < bytes.length;
-    options.push({ name: 'Block2', value: blockOption({ num, more, szx }) });
-    options.push({ name: 'Size2', value: uintOption(bytes.length) });
-    payload = payload.subarray(start, start + size);
+    options.push([OptionNumber.Block2, blockOption({ num, more, szx })]);
+    options.push([OptionNumber.Size2, uintOption(bytes.length)]);
+    payload = bytes.subarray(start, start + size);
   }
-  return generateMessage({ ...flags(r.type), code: '2.05', messageId: r.messageId, token: r.token, options, payload });
+  return encodeMessage({ ...base, code: '2.05', options, payload });
 }
