@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { CliError, ExitCode } from '../exit.ts';
+import { stopOnSignals } from '../shutdown.ts';
 
 interface AgentFlags {
   id: string;
@@ -68,21 +69,7 @@ async function run(flags: AgentFlags): Promise<void> {
     throw err;
   }
   logger.info({ hub: flags.hub ?? 'mdns', out, format, exec: flags.exec !== undefined, pid: process.pid }, 'agent started');
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    agent.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(logger, 'stopping', () => agent.stop());
   process.on('SIGHUP', () => agent.refresh());
   await agent.done;
 }

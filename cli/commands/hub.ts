@@ -5,6 +5,7 @@ import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_COAP_PORT, DEFAULT_DATA_DIR
 import { HengeError } from '../../hub/errors.ts';
 import { configPath, readConfig, writeConfig } from '../config.ts';
 import { CliError, ExitCode } from '../exit.ts';
+import { stopOnSignals } from '../shutdown.ts';
 import { printJson } from '../output.ts';
 
 interface HubFlags {
@@ -110,21 +111,7 @@ async function run(flags: HubFlags): Promise<void> {
     logger.warn({ host: flags.host }, 'the API listens beyond loopback over plain HTTP; admin tokens cross the network in clear');
   }
   logger.info({ url: hub.url, hubId: meta?.hubId, devices: hub.core.state.devices.size, logLength: hub.core.state.seq }, 'hub ready');
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: finishing writes in flight');
-    hub.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(logger, 'stopping: finishing writes in flight', () => hub.close());
 }
 
 export function registerHub(program: Command): void {
