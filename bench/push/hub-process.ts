@@ -15,8 +15,6 @@
  *   parent → { type: 'close' }      child → { type: 'closed' } and exits
  */
 import { Socket as DgramSocket } from 'node:dgram';
-import { writeFile } from 'node:fs/promises';
-import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { startHub } from '../../hub/hub.ts';
 import type { RunningHub } from '../../hub/hub.ts';
@@ -25,6 +23,7 @@ import type { BatchOp } from '../../hub/store/store.ts';
 import { monoNow } from '../../sim/clock.ts';
 import { isMessage, sendToParent } from '../lib/child.ts';
 import { BENCH_GROUP, BENCH_LABEL, PUSH_SCHEMA, PUSH_SCHEMA_NAME, WARM_GROUP, WARM_LABEL, benchId, warmId } from './fixtures.ts';
+import { WindowProfiler } from '../lib/profiler.ts';
 
 export interface HubStats {
   readonly cpuUserUs: number;
@@ -153,23 +152,12 @@ async function start(data: string, devices: number, warmDevices: number, keepali
   });
 }
 
-let profiler: Session | undefined;
+const profiler = new WindowProfiler();
 
-async function profileStart(): Promise<void> {
-  profiler = new Session();
-  profiler.connect();
-  await profiler.post('Profiler.enable');
-  await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
-  await profiler.post('Profiler.start');
-}
+const profileStart = (): Promise<void> => profiler.start(100);
 
 async function profileStop(file: string): Promise<void> {
-  if (!profiler) return;
-  const { profile } = await profiler.post('Profiler.stop');
-  profiler.disconnect();
-  profiler = undefined;
-  await writeFile(file, JSON.stringify(profile));
-  sendToParent({ type: 'profiled', file });
+  if (await profiler.stop(file)) sendToParent({ type: 'profiled', file });
 }
 
 const fail = (err: unknown): never => {

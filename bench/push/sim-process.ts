@@ -11,13 +11,12 @@
  *   parent → { type: 'stop', name, deregister }   child → { type: 'stopped', name }
  *   parent → { type: 'profile-start' }, later { type: 'profile-stop', file }   (a CPU profile of the span)
  */
-import { writeFile } from 'node:fs/promises';
-import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { Simulator } from '../../sim/index.ts';
 import type { AckedEvent, NotifiedEvent, SimCounters } from '../../sim/index.ts';
 import { isMessage, sendToParent } from '../lib/child.ts';
 import { openFileLimit } from '../lib/spawn.ts';
+import { WindowProfiler } from '../lib/profiler.ts';
 
 export interface FanoutReport {
   readonly id: number;
@@ -151,22 +150,12 @@ function counters(): SimCounters | Record<string, number> {
   return total;
 }
 
-let profiler: Session | undefined;
+const profiler = new WindowProfiler();
 
-async function profileStart(): Promise<void> {
-  profiler = new Session();
-  profiler.connect();
-  await profiler.post('Profiler.enable');
-  await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
-  await profiler.post('Profiler.start');
-}
+const profileStart = (): Promise<void> => profiler.start(100);
 
 async function profileStop(file: string): Promise<void> {
-  if (!profiler) return;
-  const { profile } = await profiler.post('Profiler.stop');
-  profiler.disconnect();
-  profiler = undefined;
-  await writeFile(file, JSON.stringify(profile));
+  await profiler.stop(file);
 }
 
 const fail = (err: unknown): never => {

@@ -9,14 +9,13 @@
  *                                                child writes a .cpuprofile of the span to `file`
  *   parent → { type: 'close' }                   child → { type: 'closed' } and exits
  */
-import { writeFile } from 'node:fs/promises';
-import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { startHub } from '../../hub/hub.ts';
 import type { RunningHub } from '../../hub/hub.ts';
 import { addDevice, publishSchema, setValues } from '../../hub/domain/index.ts';
 import { isMessage, sendToParent } from '../lib/child.ts';
 import { COUNTER_SCHEMA, deviceId } from './fixtures.ts';
+import { WindowProfiler } from '../lib/profiler.ts';
 
 export interface HubStats {
   /** Last log sequence number. */
@@ -109,22 +108,12 @@ async function coreLoad(ms: number, concurrency: number, devices: number): Promi
   return { perSecond: Math.round((count / elapsed) * 1000), commands: count, cpuCores: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 100) / 100 };
 }
 
-let profiler: Session | undefined;
+const profiler = new WindowProfiler();
 
-async function profileStart(): Promise<void> {
-  profiler = new Session();
-  profiler.connect();
-  await profiler.post('Profiler.enable');
-  await profiler.post('Profiler.start');
-}
+const profileStart = (): Promise<void> => profiler.start();
 
 async function profileStop(file: string): Promise<void> {
-  if (!profiler) return;
-  const { profile } = await profiler.post('Profiler.stop');
-  profiler.disconnect();
-  profiler = undefined;
-  await writeFile(file, JSON.stringify(profile));
-  sendToParent({ type: 'profiled', file });
+  if (await profiler.stop(file)) sendToParent({ type: 'profiled', file });
 }
 
 process.on('message', (m: unknown) => {
