@@ -19,7 +19,7 @@ import type { HubAddress } from './address.ts';
 import { monoNow } from './clock.ts';
 import { SimDevice, TimerKind, newCounters } from './device.ts';
 import type { AckedEvent, DeviceHost, NotifiedEvent, RegisteredEvent, SimCounters } from './device.ts';
-import { SharedTimer } from './timers.ts';
+import { TimerWheel } from '../hub/coap/timer-wheel.ts';
 
 export interface SimOptions {
   /** The hub's CoAP endpoint: "host:port", "[v6]:port", or already parsed. */
@@ -74,7 +74,8 @@ export class Simulator implements DeviceHost {
   private readonly devices: SimDevice[] = [];
   private readonly sockets: Socket[] = [];
   private readonly ids = new Set<string>();
-  private readonly timer: SharedTimer<SimDevice>;
+  /** One wheel for every device's retransmission and re-registration deadline (the hub's own wheel). */
+  private readonly timer: TimerWheel<{ readonly d: SimDevice; readonly kind: TimerKind; readonly gen: number }>;
   private readonly listeners: { [K in keyof SimEventMap]: Array<Listener<K>> } = { registered: [], notified: [], acked: [] };
   private hub: (HubAddress & { readonly family: 4 | 6 }) | null = null;
   private pendingFirst = 0;
@@ -92,7 +93,9 @@ export class Simulator implements DeviceHost {
   constructor(private readonly opts: SimOptions) {
     this.ackStatus = opts.ackStatus ?? AckStatus.Applied;
     this.random = opts.random ?? Math.random;
-    this.timer = new SharedTimer<SimDevice>(10, 512, (d, kind, gen) => d.onTimer(kind as TimerKind, gen));
+    this.timer = new TimerWheel(10, 512, (t) => {
+      if (!this.stopped) t.d.onTimer(t.kind, t.gen);
+    });
   }
 
   now(): number {
@@ -224,7 +227,7 @@ export class Simulator implements DeviceHost {
   }
 
   schedule(delayMs: number, d: SimDevice, kind: TimerKind, gen: number): void {
-    this.timer.schedule(delayMs, d, kind, gen);
+    if (!this.stopped) this.timer.schedule(Math.max(0, delayMs), { d, kind, gen });
   }
 
   defer(d: SimDevice, msg: CoapMessage, at: number): void {
