@@ -90,6 +90,25 @@ function printChanges(r: { seq: number | null; changes: Array<{ key: string; fro
   process.stdout.write(`committed as log seq ${r.seq}\n`);
 }
 
+type ChangesReply = Parameters<typeof printChanges>[0];
+
+/** `set` and `unset`: resolve the device or group layer, PATCH it with what `values` builds, print the changes. */
+async function patchLayer(
+  cmd: Command,
+  args: readonly string[],
+  flags: GroupFlags,
+  emptyMessage: string,
+  values: (client: HubClient, device: string | undefined, rest: string[]) => Promise<Record<string, unknown>>,
+): Promise<void> {
+  const env = await commandEnv(cmd);
+  const { device, rest } = splitTarget(args, flags);
+  if (rest.length === 0) throw new CliError(emptyMessage, ExitCode.Usage);
+  const path = device !== undefined ? `/devices/${encodeURIComponent(device)}/values` : `/groups/${await resolveGroup(env.client, flags)}/values`;
+  const r = await env.client.request<ChangesReply>('PATCH', path, { values: await values(env.client, device, rest) });
+  if (env.json) printJson(r);
+  else printChanges(r);
+}
+
 export function registerValues(program: Command): void {
   program
     .command('set [args...]')
@@ -97,14 +116,9 @@ export function registerValues(program: Command): void {
     .option('-g, --group <selector|name>', 'set at the group layer; a selector creates its group if needed')
     .option('-p, --priority <n>', 'priority of a group created by --group (higher wins)')
     .action(async (args: string[], o: GroupFlags, cmd: Command) => {
-      const env = await commandEnv(cmd);
-      const { device, rest } = splitTarget(args, o);
-      if (rest.length === 0) throw new CliError('give at least one key=value', ExitCode.Usage);
-      const path = device !== undefined ? `/devices/${encodeURIComponent(device)}/values` : `/groups/${await resolveGroup(env.client, o)}/values`;
-      const fields = device !== undefined ? await deviceFields(env.client, device) : new Map<string, FieldDef>();
-      const r = await env.client.request<Parameters<typeof printChanges>[0]>('PATCH', path, { values: parseAssignments(rest, fields) });
-      if (env.json) printJson(r);
-      else printChanges(r);
+      await patchLayer(cmd, args, o, 'give at least one key=value', async (client, device, rest) =>
+        parseAssignments(rest, device !== undefined ? await deviceFields(client, device) : new Map<string, FieldDef>()),
+      );
     });
 
   program
@@ -112,13 +126,7 @@ export function registerValues(program: Command): void {
     .description('unset keys on a device (henge unset <device> key...) or a group (--group)')
     .option('-g, --group <selector|name>', 'unset at the group layer')
     .action(async (args: string[], o: GroupFlags, cmd: Command) => {
-      const env = await commandEnv(cmd);
-      const { device, rest } = splitTarget(args, o);
-      if (rest.length === 0) throw new CliError('give at least one key', ExitCode.Usage);
-      const path = device !== undefined ? `/devices/${encodeURIComponent(device)}/values` : `/groups/${await resolveGroup(env.client, o)}/values`;
-      const r = await env.client.request<Parameters<typeof printChanges>[0]>('PATCH', path, { values: Object.fromEntries(rest.map((k) => [k, null])) });
-      if (env.json) printJson(r);
-      else printChanges(r);
+      await patchLayer(cmd, args, o, 'give at least one key', async (_client, _device, rest) => Object.fromEntries(rest.map((k) => [k, null])));
     });
 
   program
