@@ -127,3 +127,11 @@ test('a stale lock of a dead process is taken over', async () => {
   await store.open();
   await store.close();
 });
+
+test('exec - a hook that leaves a background process running succeeds as soon as its shell exits', async () => {
+  const env = { file: '/tmp/x.json', version: 1, device: 'dev-1' };
+  const t0 = performance.now();
+  const r = await runHook('sleep 3 & echo started', env, 10_000);
+  assert.equal(r.stdoutTail.trim(), 'started');
+  assert.ok(performance.now() - t0 < 2000, `took ${Math.round(performance.now() - t0)} ms`);
+});

@@ -59,8 +59,14 @@ export function runHook(command: string, env: HookEnv, timeoutMs: number): Promi
       clearTimeout(timer);
       reject(new ExecError(`--exec could not start: ${e.message}`, null, ''));
     });
-    child.once('close', (code, signal) => {
+    let settled = false;
+    const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
+      // A background process the hook started may still hold the pipes: stop reading them.
+      child.stdout.destroy();
+      child.stderr.destroy();
       const stderrTail = tailOf(err);
       if (code === 0 && !timedOut) {
         resolve({ stdoutTail: tailOf(out), stderrTail, ms: performance.now() - started });
@@ -68,6 +74,13 @@ export function runHook(command: string, env: HookEnv, timeoutMs: number): Promi
       }
       const why = timedOut ? `timed out after ${timeoutMs} ms` : signal ? `was killed by ${signal}` : `exited with ${String(code)}`;
       reject(new ExecError(`--exec ${why}`, timedOut ? null : code, stderrTail));
+    };
+    // The hook is done when its shell exits, not when every process that inherited its pipes has
+    // ('close' waits for those: `mydaemon &` would look like a timeout). Output already in the pipes
+    // gets a moment to be read.
+    child.once('close', (code, signal) => settle(code, signal));
+    child.once('exit', (code, signal) => {
+      setTimeout(() => settle(code, signal), 100).unref();
     });
   });
 }
