@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ACK_STATUS_NAMES, AckStatus, MAX_ACK_MESSAGE, encodeAck, encodeTelemetry } from '../protocol/ack.ts';
+import { ACK_STATUS_NAMES, AckStatus, MAX_ACK_MESSAGE, encodeAck, encodeTelemetry, truncateUtf8 as cutUtf8 } from '../protocol/ack.ts';
 import type { Ack } from '../protocol/ack.ts';
 import { ContentFormat, option, readUint } from '../protocol/coap.ts';
 import type { CoapMessage } from '../protocol/coap.ts';
@@ -71,18 +71,10 @@ export function changedKeys(before: ConfigValues, after: ConfigValues): { added:
   return { added: added.sort(), removed: removed.sort(), changed: changed.sort() };
 }
 
-/** `text` cut to at most `max` UTF-8 bytes, on a character boundary. */
+/** An ack message cut to `max` UTF-8 bytes on a character boundary, with `...` when it was cut. */
 export function truncateUtf8(text: string, max = MAX_ACK_MESSAGE): string {
   if (Buffer.byteLength(text) <= max) return text;
-  let out = '';
-  let bytes = 0;
-  for (const ch of text) {
-    const n = Buffer.byteLength(ch);
-    if (bytes + n > max - 3) break;
-    out += ch;
-    bytes += n;
-  }
-  return `${out}...`;
+  return `${cutUtf8(text, max - 3)}...`;
 }
 
 function errorSummary(err: unknown): { code?: string; message: string } {

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket } from 'node:dgram';
-import { Method, Transmission, blockOption, generateMessage, parseMessage, uintOption } from '../protocol/coap.ts';
+import { MessageKind, Method, Transmission, blockOption, emptyMessage, generateMessage, parseMessage, uintOption } from '../protocol/coap.ts';
 import type { Block, CoapMessage } from '../protocol/coap.ts';
 import { CoapAbortedError, CoapResetError, CoapTimeoutError } from './errors.ts';
 
@@ -332,11 +332,11 @@ export class CoapClient {
   }
 
   private emptyAck(mid: number): Buffer {
-    return generateMessage({ code: '0.00', ack: true, messageId: mid, token: Buffer.alloc(0) });
+    return emptyMessage(MessageKind.Ack, mid);
   }
 
   private rst(mid: number): Buffer {
-    return generateMessage({ code: '0.00', reset: true, messageId: mid, token: Buffer.alloc(0) });
+    return emptyMessage(MessageKind.Rst, mid);
   }
 }
 

@@ -245,3 +245,10 @@ export function encodeMessage(m: OutgoingMessage): Buffer {
   }
   return out;
 }
+
+const NO_TOKEN = new Uint8Array(0);
+
+/** An empty ACK (acknowledges a confirmable message) or RST (rejects it), RFC 7252 §4.2. */
+export function emptyMessage(kind: typeof MessageKind.Ack | typeof MessageKind.Rst, messageId: number): Buffer {
+  return encodeMessage({ kind, code: '0.00', messageId, token: NO_TOKEN, options: [] });
+}

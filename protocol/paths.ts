@@ -9,7 +9,8 @@ export const Resource = {
 } as const;
 export type Resource = (typeof Resource)[keyof typeof Resource];
 
-const DEVICE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Device ids (and the hub's other ids): lowercase, digits and dashes, 1-63 characters, no leading dash. */
+export const DEVICE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export function devicePath(id: string, r: Resource): string[] {
   return [DEVICE_PREFIX, id, r];
@@ -19,7 +20,7 @@ export function devicePath(id: string, r: Resource): string[] {
 export function parseDevicePath(segments: readonly string[]): { device: string; resource: Resource } | undefined {
   if (segments.length !== 3 || segments[0] !== DEVICE_PREFIX) return undefined;
   const [, device = '', r] = segments;
-  if (!DEVICE_ID.test(device)) return undefined;
+  if (!DEVICE_ID_PATTERN.test(device)) return undefined;
   if (r !== Resource.Config && r !== Resource.Ack && r !== Resource.Telemetry) return undefined;
   return { device, resource: r };
 }

@@ -4,10 +4,9 @@
  */
 import { encodeAck } from '../protocol/ack.ts';
 import type { Ack } from '../protocol/ack.ts';
-import { ContentFormat, Method, blockOption, generateMessage, uintOption } from '../protocol/coap.ts';
+import { ContentFormat, MessageKind, Method, blockOption, emptyMessage, generateMessage, uintOption } from '../protocol/coap.ts';
 import { DEVICE_PREFIX, Resource } from '../protocol/paths.ts';
 
-const EMPTY = Buffer.alloc(0);
 const PREFIX = Buffer.from(DEVICE_PREFIX);
 const CONFIG = Buffer.from(Resource.Config);
 const ACK = Buffer.from(Resource.Ack);
@@ -50,10 +49,6 @@ export function ackRequest(id: string, mid: number, token: Buffer, ack: Ack): Bu
   });
 }
 
-export function emptyAck(mid: number): Buffer {
-  return generateMessage({ code: '0.00', ack: true, messageId: mid, token: EMPTY });
-}
+export const emptyAck = (mid: number): Buffer => emptyMessage(MessageKind.Ack, mid);
 
-export function reset(mid: number): Buffer {
-  return generateMessage({ code: '0.00', reset: true, messageId: mid, token: EMPTY });
-}
+export const reset = (mid: number): Buffer => emptyMessage(MessageKind.Rst, mid);

@@ -20,6 +20,7 @@ import { monoNow } from './clock.ts';
 import { SimDevice, TimerKind, newCounters } from './device.ts';
 import type { AckedEvent, DeviceHost, NotifiedEvent, RegisteredEvent, SimCounters } from './device.ts';
 import { TimerWheel } from '../hub/coap/timer-wheel.ts';
+import { DEVICE_ID_PATTERN } from '../protocol/paths.ts';
 
 export interface SimOptions {
   /** The hub's CoAP endpoint: "host:port", "[v6]:port", or already parsed. */
@@ -63,7 +64,6 @@ export class SimError extends Error {
   readonly code = 'HENGE_E_SIM';
 }
 
-const DEVICE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const OPEN_CHUNK = 256;
 
 type Listener<K extends keyof SimEventMap> = (e: SimEventMap[K]) => void;
@@ -127,9 +127,11 @@ export class Simulator implements DeviceHost {
    */
   async start(ids: readonly string[]): Promise<void> {
     if (this.stopped) throw new SimError('this simulator was stopped');
+    const seen = new Set<string>();
     for (const id of ids) {
-      if (!DEVICE_ID.test(id)) throw new SimError(`device id ${JSON.stringify(id)}: 1-63 of a-z, 0-9 and -, starting with a letter or digit`);
-      if (this.ids.has(id)) throw new SimError(`device ${id} is simulated twice`);
+      if (!DEVICE_ID_PATTERN.test(id)) throw new SimError(`device id ${JSON.stringify(id)}: 1-63 of a-z, 0-9 and -, starting with a letter or digit`);
+      if (this.ids.has(id) || seen.has(id)) throw new SimError(`device ${id} is simulated twice`);
+      seen.add(id);
     }
     this.hub ??= await resolveHub(typeof this.opts.hub === 'string' ? parseHubAddress(this.opts.hub) : this.opts.hub);
     const hub = this.hub;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { CliError, ExitCode } from '../exit.ts';
 import { stopOnSignals } from '../shutdown.ts';
+import { DEVICE_ID_PATTERN } from '../../protocol/paths.ts';
 
 interface AgentFlags {
   id: string;
@@ -16,7 +17,6 @@ interface AgentFlags {
   logLevel: string;
 }
 
-const DEVICE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function seconds(text: string, flag: string, min: number, max: number): number {
@@ -26,7 +26,7 @@ function seconds(text: string, flag: string, min: number, max: number): number {
 }
 
 async function run(flags: AgentFlags): Promise<void> {
-  if (!DEVICE_ID.test(flags.id)) throw new CliError(`--id ${flags.id}: a device id is 1-63 of a-z, 0-9 and -, starting with a letter or digit`, ExitCode.Usage);
+  if (!DEVICE_ID_PATTERN.test(flags.id)) throw new CliError(`--id ${flags.id}: a device id is 1-63 of a-z, 0-9 and -, starting with a letter or digit`, ExitCode.Usage);
   if (!LOG_LEVELS.includes(flags.logLevel)) throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, ExitCode.Usage);
   const backoffMaxS = seconds(flags.backoffMax, '--backoff-max', 1, 86_400);
   const execTimeoutS = seconds(flags.execTimeout, '--exec-timeout', 1, 86_400);

@@ -1,5 +1,5 @@
 /** The CoAP messages the hub builds: config responses and notifications, plain responses. */
-import { ContentFormat, MAX_BLOCK_SZX, MessageKind, OptionNumber, blockOption, blockSize, encodeMessage, uintOption } from '../../protocol/coap.ts';
+import { ContentFormat, MAX_BLOCK_SZX, MessageKind, OptionNumber, blockOption, blockSize, emptyMessage, encodeMessage, uintOption } from '../../protocol/coap.ts';
 import type { BuiltSnapshot } from '../domain/state.ts';
 
 export const MessageType = {
@@ -17,7 +17,6 @@ interface Envelope {
 
 const kindOf = (t: MessageType): MessageKind => (t === MessageType.Con ? MessageKind.Con : t === MessageType.Ack ? MessageKind.Ack : MessageKind.Non);
 const CBOR_FORMAT = uintOption(ContentFormat.Cbor);
-const EMPTY = Buffer.alloc(0);
 
 export function plainResponse(env: Envelope, code: string, payload?: Buffer, contentFormat?: number): Buffer {
   return encodeMessage({
@@ -30,9 +29,7 @@ export function plainResponse(env: Envelope, code: string, payload?: Buffer, con
   });
 }
 
-export function emptyAck(messageId: number): Buffer {
-  return encodeMessage({ kind: MessageKind.Ack, code: '0.00', messageId, token: EMPTY, options: [] });
-}
+export const emptyAck = (messageId: number): Buffer => emptyMessage(MessageKind.Ack, messageId);
 
 export interface ConfigResponse extends Envelope {
   readonly snapshot: BuiltSnapshot;

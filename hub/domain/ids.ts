@@ -1,8 +1,9 @@
 /** Naming rules for devices, groups, schemas, labels and config keys (DESIGN.md, "Data model"). */
+import { DEVICE_ID_PATTERN } from '../../protocol/paths.ts';
 import { InvalidIdError, ValidationError } from '../errors.ts';
 
 /** Device, group and schema ids: lowercase, digits and dashes, 1–63 characters, not starting with a dash. */
-export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const ID_PATTERN = DEVICE_ID_PATTERN;
 /** Label keys: like ids, plus `.`, `_` and `/` after the first character (e.g. `site.floor`, `hw/rev`). */
 export const LABEL_KEY_PATTERN = /^[a-z0-9][a-z0-9._/-]{0,62}$/;
 /** Label values: up to 63 of letters, digits, `.`, `_`, `-`; may be empty. */
