@@ -6,10 +6,11 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { DEFAULT_COAP_PORT } from '../hub/defaults.ts';
 import { HubAddressError } from './errors.ts';
 
 /** RFC 7252's default port for plain CoAP. */
-export const COAP_DEFAULT_PORT = 5683;
+export const COAP_DEFAULT_PORT = DEFAULT_COAP_PORT;
 
 export interface HubEndpoint {
   /** An IP address (never a name). */

@@ -1,37 +1,15 @@
-/** `host`, `host:port`, `[v6]:port` or `v6` -> where the simulated devices send (default port 5683). */
+/** Where the simulated devices send: `--hub` parsed as the agent parses it, resolved once. */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
-export const DEFAULT_COAP_PORT = 5683;
+/** The agent's parser: one syntax for `--hub` everywhere (host, host:port, [v6]:port, bare v6). */
+export { parseHubAddress } from '../agent/hub-locator.ts';
+export { HubAddressError } from '../agent/errors.ts';
+export { DEFAULT_COAP_PORT } from '../hub/defaults.ts';
 
 export interface HubAddress {
   readonly host: string;
   readonly port: number;
-}
-
-export class HubAddressError extends Error {
-  readonly code = 'HENGE_E_SIM_ADDRESS';
-}
-
-export function parseHubAddress(text: string): HubAddress {
-  const t = text.trim();
-  let host: string;
-  let portText: string | undefined;
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
-  if (bracket) {
-    host = bracket[1] ?? '';
-    portText = bracket[2];
-  } else if (isIP(t) === 6) {
-    host = t;
-  } else {
-    const colon = t.lastIndexOf(':');
-    host = colon >= 0 ? t.slice(0, colon) : t;
-    portText = colon >= 0 ? t.slice(colon + 1) : undefined;
-  }
-  if (host === '') throw new HubAddressError(`hub address ${JSON.stringify(text)} has no host`);
-  const port = portText === undefined ? DEFAULT_COAP_PORT : Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new HubAddressError(`hub address ${JSON.stringify(text)}: the port must be 1..65535`);
-  return { host, port };
 }
 
 /** The address as an IP literal (a name is resolved once, IPv4 first), and its family. */
