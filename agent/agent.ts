@@ -103,6 +103,7 @@ export class Agent {
   /** One token for the life of the process: a re-registration refreshes the same observation. */
   private readonly observeToken: Buffer;
   private stopping = false;
+  private readonly stopSignal = new AbortController();
   private stopPromise: Promise<void> | null = null;
   private runPromise: Promise<void> | null = null;
   private readonly sleepers = new Set<() => void>();
@@ -172,6 +173,7 @@ export class Agent {
 
   private async shutdown(): Promise<void> {
     this.stopping = true;
+    this.stopSignal.abort(new Error('the agent is stopping'));
     this.wakeAll();
     // Let an apply in progress finish (it is atomic either way), but not for ever.
     await Promise.race([this.tail, delay(STOP_DRAIN_MS)]);
@@ -239,9 +241,15 @@ export class Agent {
   }
 
   private async session(): Promise<void> {
-    const endpoint = await this.opts.locator(undefined, this.state.hubId ?? undefined);
+    // Stopping aborts a search for the hub (mDNS may wait seconds) rather than waiting it out.
+    const endpoint = await this.opts.locator(this.stopSignal.signal, this.state.hubId ?? undefined);
+    if (this.stopping) return;
     await this.checkPin(endpoint);
     const client = await this.clientFor(endpoint);
+    if (this.stopping) {
+      await client.close();
+      return;
+    }
     for (;;) {
       const maxAgeS = await this.register(client);
       if (this.stopping) return;
