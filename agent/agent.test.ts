@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
 import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
-import { startAgentProcess, waitFor } from './testing.ts';
-import type { AgentProcess, LogLine } from './testing.ts';
+import { startAgentProcess, waitFor } from '../test/helpers/agent-process.ts';
+import type { AgentProcess, LogLine } from '../test/helpers/agent-process.ts';
 
 interface DeviceState {
   desiredVersion: number;

@@ -4,8 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { HENGE_BIN } from '../test/helpers/processes.ts';
-import type { Sandbox } from '../test/helpers/processes.ts';
+import { HENGE_BIN } from './processes.ts';
+import type { Sandbox } from './processes.ts';
 
 export interface LogLine {
   readonly level: number;
