@@ -230,9 +230,13 @@ test('observe - registrations alternating A, B, A within the keepalive flag a du
   assert.equal(s.duplicate.endpoints.length, 2);
   assert.ok(s.duplicate.endpoints.some((e) => e.endsWith(`%${a.port}`)), `A (${a.port}) in ${s.duplicate.endpoints.join(', ')}`);
   assert.ok(s.duplicate.endpoints.some((e) => e.endsWith(`%${b.port}`)), `B (${b.port}) in ${s.duplicate.endpoints.join(', ')}`);
-  const events = await h.api<{ events: Array<{ type: string; data: { device: string; endpoints: string[] } }> }>('GET', '/events?type=device.duplicate');
-  assert.equal(events.status, 200);
-  const mine = events.body.events.filter((e) => e.data.device === 'twin-1');
+  // The state is in memory and may run one fsync ahead of the log (docs/decisions.md, 2): wait for the event.
+  const mine = await waitFor('the device.duplicate event in the log', async () => {
+    const events = await h.api<{ events: Array<{ type: string; data: { device: string; endpoints: string[] } }> }>('GET', '/events?type=device.duplicate');
+    assert.equal(events.status, 200);
+    const found = events.body.events.filter((e) => e.data.device === 'twin-1');
+    return found.length > 0 ? found : undefined;
+  });
   assert.equal(mine.length, 1);
   assert.deepEqual([...(mine[0]?.data.endpoints ?? [])].sort(), [...s.duplicate.endpoints].sort());
   await deregister(a, 'twin-1');
