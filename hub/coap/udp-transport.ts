@@ -1,10 +1,26 @@
 /** The UDP adapter of the datagram port: one dual-stack socket (IPv4 and IPv6), a large receive buffer. */
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
+import { lookup as dnsLookup } from 'node:dns';
+import { isIP } from 'node:net';
 import type { DatagramTransport, Peer } from './transport.ts';
 
 /** What the hub asks for: a burst of ACKs from thousands of devices must fit (DESIGN.md). */
 export const WANTED_RECEIVE_BUFFER = 4 * 1024 * 1024;
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * The socket's address lookup. Node's default (`dns.lookup`) answers even an IP literal in the next tick,
+ * so every `send()` made in one loop (a commit notifying 5,000 devices) would wait until the loop ends;
+ * peers are always IP literals (they come from `rinfo`), so they are answered at once and each datagram
+ * leaves when it is sent. A host name still goes through `dns.lookup`.
+ */
+export function literalFirstLookup(host: string, family: number, callback: LookupCallback): void {
+  const literal = isIP(host);
+  if (literal !== 0) callback(null, host, literal);
+  else dnsLookup(host, family, callback);
+}
 
 export interface UdpOptions {
   readonly port: number;
@@ -27,7 +43,13 @@ export class UdpTransport implements DatagramTransport {
 
   static async open(opts: UdpOptions): Promise<UdpTransport> {
     const host = opts.host ?? '::';
-    const socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', ipv6Only: false, reuseAddr: false });
+    const socket = createSocket({
+      type: host.includes(':') ? 'udp6' : 'udp4',
+      ipv6Only: false,
+      reuseAddr: false,
+      // dgram calls it as (host, family, callback); @types/node types it as dns.lookup's overloads.
+      lookup: literalFirstLookup as unknown as typeof dnsLookup,
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(opts.port, host, () => {
