@@ -231,6 +231,31 @@ test('ack - an ack for a version the hub never sent is recorded but does not mov
   assert.equal(s.sync, 'pending');
 });
 
+test('ack - acks arriving together share one durable batch; each is its own event, its device the actor', async () => {
+  const n = 20;
+  const ids = Array.from({ length: n }, (_, i) => `burst-${i}`);
+  const devs = await Promise.all(ids.map(() => h.client()));
+  for (const id of ids) await addDevice(h.hub.core, ctx, { id, values: { a: 1 } });
+  const batchesBefore = h.hub.coap?.counters.ackBatches ?? Number.NaN;
+  // Sent in one synchronous block: all are readable when the hub's loop next polls its socket.
+  const answers = ids.map((id, i) => {
+    const dev = devs[i];
+    assert.ok(dev);
+    return dev.request({ code: Method.Post, path: `/d/${id}/a`, contentFormat: ContentFormat.Cbor, payload: encodeAck({ version: currentSnapshot(id).snapshot.version, status: AckStatus.Applied }) });
+  });
+  const codes = (await Promise.all(answers)).map((r) => r.code);
+  assert.deepEqual(codes, ids.map(() => '2.04'));
+  const batches = (h.hub.coap?.counters.ackBatches ?? Number.NaN) - batchesBefore;
+  assert.ok(batches >= 1 && batches <= 2, `${n} acks in ${batches} batches`);
+  const r = await h.api<{ events: Array<{ actor: string; data: { device: string } }> }>('GET', '/events?type=ack.received&limit=1000');
+  const burst = r.body.events.filter((e) => e.data.device.startsWith('burst-'));
+  assert.deepEqual(
+    burst.map((e) => e.actor).sort(),
+    ids.map((id) => `device:${id}`).sort(),
+  );
+  for (const id of ids) assert.equal((await state(id)).sync, 'converged');
+});
+
 test('ack - an ack for an unknown device answers 4.04', async () => {
   const dev = await device();
   const r = await dev.request({ code: Method.Post, path: '/d/ghost/a', payload: encodeAck({ version: 1, status: 0 }) });

@@ -7,8 +7,11 @@ import { ACK_STATUS_NAMES, PayloadDecodeError, decodeAck, decodeTelemetry } from
 import {
   ContentFormat,
   MAX_REQUEST_PAYLOAD,
+  MessageKind,
   Method,
+  emptyMessageKind,
   isCritical,
+  messageIdOf,
   option,
   parseMessage,
   readBlock,
@@ -18,10 +21,11 @@ import {
 } from '../../protocol/coap.ts';
 import type { CoapMessage } from '../../protocol/coap.ts';
 import { Resource, parseDevicePath } from '../../protocol/paths.ts';
-import { HengeError, StoreUnavailableError } from '../errors.ts';
-import { flagDuplicate, recordAck } from '../domain/commands.ts';
+import { HengeError, NotFoundError, StoreUnavailableError } from '../errors.ts';
+import { flagDuplicate, recordAcks } from '../domain/commands.ts';
 import type { HubCore } from '../domain/core.ts';
 import type { DeviceRuntime } from '../domain/runtime.ts';
+import { AckBatcher } from './ack-batcher.ts';
 import { MessageType, configResponse, emptyAck, plainResponse } from './messages.ts';
 import { EndReason, ObserveRegistry } from './observers.ts';
 import { peerKey } from './transport.ts';
@@ -36,6 +40,8 @@ export interface CoapCounters {
   notificationsSent: number;
   retransmissions: number;
   acksReceived: number;
+  /** Durable batches the acks were recorded in (a burst of acks shares one). */
+  ackBatches: number;
   duplicatesAnswered: number;
   relationsEnded: Record<EndReason, number>;
 }
@@ -75,10 +81,12 @@ export class CoapEndpoint {
     notificationsSent: 0,
     retransmissions: 0,
     acksReceived: 0,
+    ackBatches: 0,
     duplicatesAnswered: 0,
     relationsEnded: { reset: 0, timeout: 0, replaced: 0, deregistered: 0, removed: 0 },
   };
   readonly registry: ObserveRegistry;
+  private readonly acks: AckBatcher;
   private readonly answered = new Map<string, { bytes: Buffer | null; at: number }>();
   /** Recent registration endpoints per device, for duplicate-identity detection. */
   private readonly recentEndpoints = new Map<string, Array<{ endpoint: string; at: number }>>();
@@ -104,6 +112,10 @@ export class CoapEndpoint {
         if (re) this.counters.retransmissions++;
         else this.counters.notificationsSent++;
       },
+    });
+    this.acks = new AckBatcher((acks) => {
+      this.counters.ackBatches++;
+      return recordAcks(core, acks);
     });
     transport.onDatagram((bytes, from) => this.receive(bytes, from));
     // Notify after the commit is durable; snapshots were encoded once by the commit itself.
@@ -134,6 +146,16 @@ export class CoapEndpoint {
 
   private receive(bytes: Buffer, from: Peer): void {
     this.counters.received++;
+    // Most of what a hub receives in a fan-out is the 4-byte ACK of a notification: no parse needed.
+    const empty = emptyMessageKind(bytes);
+    if (empty === MessageKind.Ack) {
+      this.registry.acknowledged(from, messageIdOf(bytes));
+      return;
+    }
+    if (empty === MessageKind.Rst) {
+      this.registry.reset(from, messageIdOf(bytes));
+      return;
+    }
     let msg: CoapMessage;
     try {
       msg = parseMessage(bytes);
@@ -156,6 +178,18 @@ export class CoapEndpoint {
       : { type: MessageType.Non, messageId: (this.nonMid = (this.nonMid + 1) & 0xffff), token: msg.token };
   }
 
+  /** Sends a request's answer, kept for repeating it to a duplicate of a CON request. */
+  private reply(dedupKey: string | null, bytes: Buffer | undefined, to: Peer): void {
+    if (!bytes) return;
+    if (dedupKey) this.remember(dedupKey, bytes);
+    this.transport.send(bytes, to);
+  }
+
+  private refuse(dedupKey: string | null, ex: Exchange, to: Peer, code: string, why: string): void {
+    this.counters.badRequests++;
+    this.reply(dedupKey, plainResponse(ex, code, Buffer.from(why)), to);
+  }
+
   private handle(msg: CoapMessage, from: Peer): void {
     if (msg.code === '0.00') {
       if (msg.ack) this.registry.acknowledged(from, msg.messageId);
@@ -174,78 +208,67 @@ export class CoapEndpoint {
         return;
       }
     }
-    const reply = (bytes: Buffer | undefined): void => {
-      if (!bytes) return;
-      if (dedupKey) this.remember(dedupKey, bytes);
-      this.transport.send(bytes, from);
-    };
     const ex = this.exchangeOf(msg);
-    const bad = (code: string, why: string): void => {
-      this.counters.badRequests++;
-      reply(plainResponse(ex, code, Buffer.from(why)));
-    };
     for (const o of msg.options) {
       const name = String(o.name);
       if (KNOWN_OPTIONS.has(name)) continue;
       // coap-packet names options it does not know by their number, as text.
       const critical = /^\d+$/.test(name) ? isCritical(Number(name)) : CRITICAL_UNSUPPORTED.has(name);
-      if (critical) return bad('4.02', `unsupported critical option ${name}`);
+      if (critical) return this.refuse(dedupKey, ex, from, '4.02', `unsupported critical option ${name}`);
     }
     const path = uriPath(msg);
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') {
-      if (msg.code !== Method.Get) return bad('4.05', 'GET only');
-      return reply(this.wellKnown(ex, uriQuery(msg).get('d')));
+      if (msg.code !== Method.Get) return this.refuse(dedupKey, ex, from, '4.05', 'GET only');
+      return this.reply(dedupKey, this.wellKnown(ex, uriQuery(msg).get('d')), from);
     }
     const target = parseDevicePath(path);
-    if (!target) {
+    if (!target || !this.core.state.devices.has(target.device)) {
       this.counters.notFound++;
-      return reply(plainResponse(ex, '4.04'));
-    }
-    const device = this.core.state.devices.get(target.device);
-    if (!device) {
-      this.counters.notFound++;
-      return reply(plainResponse(ex, '4.04'));
+      return this.reply(dedupKey, plainResponse(ex, '4.04'), from);
     }
     this.runtime.seen(target.device, peerKey(from));
     if (target.resource === Resource.Config) {
-      if (msg.code !== Method.Get) return bad('4.05', 'GET (with or without Observe) only');
-      return reply(this.config(msg, ex, target.device, from));
+      if (msg.code !== Method.Get) return this.refuse(dedupKey, ex, from, '4.05', 'GET (with or without Observe) only');
+      return this.reply(dedupKey, this.config(msg, ex, target.device, from), from);
     }
-    if (msg.code !== Method.Post) return bad('4.05', 'POST only');
-    if (msg.payload.length > MAX_REQUEST_PAYLOAD) return bad('4.13', `at most ${MAX_REQUEST_PAYLOAD} bytes`);
+    if (msg.code !== Method.Post) return this.refuse(dedupKey, ex, from, '4.05', 'POST only');
+    if (msg.payload.length > MAX_REQUEST_PAYLOAD) return this.refuse(dedupKey, ex, from, '4.13', `at most ${MAX_REQUEST_PAYLOAD} bytes`);
     const cf = option(msg, 'Content-Format');
-    if (cf && readUint(cf) !== ContentFormat.Cbor) return bad('4.15', 'send application/cbor (60)');
+    if (cf && readUint(cf) !== ContentFormat.Cbor) return this.refuse(dedupKey, ex, from, '4.15', 'send application/cbor (60)');
     if (target.resource === Resource.Telemetry) {
       try {
         this.runtime.recordTelemetry(target.device, decodeTelemetry(msg.payload));
       } catch (err) {
-        if (err instanceof PayloadDecodeError) return bad('4.00', err.message);
+        if (err instanceof PayloadDecodeError) return this.refuse(dedupKey, ex, from, '4.00', err.message);
         throw err;
       }
-      return reply(plainResponse(ex, '2.04'));
+      return this.reply(dedupKey, plainResponse(ex, '2.04'), from);
     }
     let ack;
     try {
       ack = decodeAck(msg.payload);
     } catch (err) {
-      if (err instanceof PayloadDecodeError) return bad('4.00', err.message);
+      if (err instanceof PayloadDecodeError) return this.refuse(dedupKey, ex, from, '4.00', err.message);
       throw err;
     }
     this.counters.acksReceived++;
     // Answer once the ack is durable; until then a retransmitted request is a duplicate with no answer yet.
     if (dedupKey) this.remember(dedupKey, null);
-    const latencyMs = this.runtime.latencyOf(target.device, ack.version);
-    recordAck(this.core, target.device, {
-      version: ack.version,
-      status: ACK_STATUS_NAMES[ack.status] ?? 'failed',
-      ...(ack.message !== undefined ? { message: ack.message } : {}),
-      ...(latencyMs !== undefined ? { latencyMs } : {}),
-    }).then(
-      () => reply(plainResponse(ex, '2.04')),
-      (err: unknown) => {
-        if (!(err instanceof StoreUnavailableError)) this.opts.log?.error({ err, device: target.device }, 'recording an ack failed');
+    const device = target.device;
+    const latencyMs = this.runtime.latencyOf(device, ack.version);
+    this.acks.add(
+      {
+        device,
+        version: ack.version,
+        status: ACK_STATUS_NAMES[ack.status] ?? 'failed',
+        ...(ack.message !== undefined ? { message: ack.message } : {}),
+        ...(latencyMs !== undefined ? { latencyMs } : {}),
+      },
+      (err) => {
+        if (err === null) return this.reply(dedupKey, plainResponse(ex, '2.04'), from);
+        if (!(err instanceof StoreUnavailableError) && !(err instanceof NotFoundError)) this.opts.log?.error({ err, device }, 'recording an ack failed');
         const code = err instanceof HengeError && err.status === 503 ? '5.03' : err instanceof HengeError && err.status === 404 ? '4.04' : '5.00';
-        reply(plainResponse(ex, code));
+        this.reply(dedupKey, plainResponse(ex, code), from);
       },
     );
   }

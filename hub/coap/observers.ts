@@ -9,7 +9,6 @@ import type { BuiltSnapshot } from '../domain/state.ts';
 import { MessageType, configResponse } from './messages.ts';
 import { TimerWheel, realClock } from './timer-wheel.ts';
 import type { WheelClock, WheelTimer } from './timer-wheel.ts';
-import { peerKey } from './transport.ts';
 import type { DatagramTransport, Peer } from './transport.ts';
 
 export const EndReason = {
@@ -62,7 +61,8 @@ const DATAGRAM_TRUESIZE = 1024;
 
 export class ObserveRegistry {
   private readonly relations = new Map<string, Relation>();
-  private readonly byMid = new Map<string, Relation>();
+  /** Notifications in flight by message id; ids in use are never handed out again (allocateMid). */
+  private readonly byMid = new Map<number, Relation>();
   private readonly wheel: TimerWheel<Relation>;
   /** Relations waiting for a place under the in-flight cap, FIFO (`waitingHead` is the next one). */
   private waiting: Relation[] = [];
@@ -99,7 +99,12 @@ export class ObserveRegistry {
   }
 
   allocateMid(): number {
-    this.nextMid = (this.nextMid + 1) & 0xffff;
+    // Skip ids of notifications still in flight, so an ACK always names one notification. At most
+    // maxInflight × (1 + MAX_RETRANSMIT) ids are in use, far fewer than 65,536; the bound is a guard.
+    for (let tries = 0; tries < 0x10000; tries++) {
+      this.nextMid = (this.nextMid + 1) & 0xffff;
+      if (!this.byMid.has(this.nextMid)) break;
+    }
     return this.nextMid;
   }
 
@@ -193,7 +198,7 @@ export class ObserveRegistry {
       maxAgeS: this.deps.maxAgeS,
     });
     if (!bytes) return;
-    this.byMid.set(`${peerKey(r.peer)}#${mid}`, r);
+    this.byMid.set(mid, r);
     this.deps.transport.send(bytes, r.peer);
   }
 
@@ -229,10 +234,10 @@ export class ObserveRegistry {
   }
 
   private takeByMid(peer: Peer, mid: number): Relation | undefined {
-    const key = `${peerKey(peer)}#${mid}`;
-    const r = this.byMid.get(key);
-    if (!r) return undefined;
-    this.byMid.delete(key);
+    const r = this.byMid.get(mid);
+    // Only the device's own endpoint can acknowledge (or reset) its notification.
+    if (!r || r.peer.port !== peer.port || r.peer.address !== peer.address) return undefined;
+    this.byMid.delete(mid);
     return this.relations.get(r.device) === r ? r : undefined;
   }
 
@@ -241,7 +246,7 @@ export class ObserveRegistry {
     const f = r.inflight;
     if (!f) return;
     if (f.timer) this.wheel.cancel(f.timer);
-    for (const mid of f.mids) this.byMid.delete(`${peerKey(r.peer)}#${mid}`);
+    for (const mid of f.mids) if (this.byMid.get(mid) === r) this.byMid.delete(mid);
     r.inflight = null;
     this.inflightCount--;
     this.admitWaiting();

@@ -352,26 +352,46 @@ export async function revokeToken(core: HubCore, ctx: CommandContext, id: string
   return { ...(await core.commit(ctx, [{ type: EventType.TokenRevoked, data: { token: id } }])), warnings: [] };
 }
 
-/** Records an ack a device sent (docs/protocol.md, "Ack"); resolves once it is durable. */
-export async function recordAck(
-  core: HubCore,
-  device: string,
-  ack: { version: number; status: AckStatusName; message?: string; latencyMs?: number },
-): Promise<CommitResult> {
+/** What a device reported about one snapshot (its ack POST). */
+export interface DeviceAck {
+  readonly device: string;
+  readonly version: number;
+  readonly status: AckStatusName;
+  readonly message?: string;
+  /** Change → this ack, when the hub knows when it issued that version. */
+  readonly latencyMs?: number;
+}
+
+const ackEvent = (a: DeviceAck): EventData => ({
+  type: EventType.AckReceived,
+  data: {
+    device: a.device,
+    version: a.version,
+    status: a.status,
+    ...(a.message !== undefined ? { message: a.message } : {}),
+    ...(a.latencyMs !== undefined ? { latencyMs: a.latencyMs } : {}),
+  },
+});
+
+/**
+ * Records acks devices sent (docs/protocol.md, "Ack") in one durable batch (a fan-out's acks arrive together), each as its own
+ * event with its device as the actor. Resolves, once durable, to one outcome per ack in order: null when
+ * recorded, the error when that ack was refused (its device is gone); rejects when the batch failed.
+ */
+export async function recordAcks(core: HubCore, acks: readonly DeviceAck[]): Promise<Array<NotFoundError | null>> {
   await core.ready();
-  mustDevice(core.state, device);
-  return core.commit({ actor: `device:${device}` }, [
-    {
-      type: EventType.AckReceived,
-      data: {
-        device,
-        version: ack.version,
-        status: ack.status,
-        ...(ack.message !== undefined ? { message: ack.message } : {}),
-        ...(ack.latencyMs !== undefined ? { latencyMs: ack.latencyMs } : {}),
-      },
-    },
-  ]);
+  const outcomes: Array<NotFoundError | null> = [];
+  const commands: Array<{ ctx: CommandContext; datas: EventData[] }> = [];
+  for (const a of acks) {
+    if (!core.state.devices.has(a.device)) {
+      outcomes.push(new NotFoundError(`device ${a.device} does not exist`, { device: a.device }));
+      continue;
+    }
+    outcomes.push(null);
+    commands.push({ ctx: { actor: `device:${a.device}` }, datas: [ackEvent(a)] });
+  }
+  await core.commitAll(commands);
+  return outcomes;
 }
 
 /** Flags two endpoints alternating for one identity. */

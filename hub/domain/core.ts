@@ -117,25 +117,35 @@ export class HubCore {
    * synchronously after validation (no await in between).
    */
   commit(ctx: CommandContext, datas: readonly EventData[]): Promise<CommitResult> {
-    if (datas.length === 0) return Promise.resolve({ seq: null, events: [] });
+    return this.commitAll([{ ctx, datas }]);
+  }
+
+  /**
+   * Several commands in one durable batch, each event keeping its own command's actor and reason: what
+   * many devices report at once (their acks) costs one commit, not one each. Same rules as `commit`.
+   */
+  commitAll(commands: ReadonlyArray<{ readonly ctx: CommandContext; readonly datas: readonly EventData[] }>): Promise<CommitResult> {
     const time = Date.now();
     const t = new Touched();
     const events: HengeEvent[] = [];
     const state = this.state;
     try {
-      for (const d of datas) {
-        const e = { seq: state.seq + 1, time, actor: ctx.actor, ...(ctx.reason ? { reason: ctx.reason } : {}), ...d } as HengeEvent;
-        // Snapshots move one event at a time, exactly as --verify replays them.
-        t.devices.clear();
-        state.apply(e, t);
-        state.refreshSnapshots(t, e.seq);
-        events.push(e);
+      for (const { ctx, datas } of commands) {
+        for (const d of datas) {
+          const e = { seq: state.seq + 1, time, actor: ctx.actor, ...(ctx.reason ? { reason: ctx.reason } : {}), ...d } as HengeEvent;
+          // Snapshots move one event at a time, exactly as --verify replays them.
+          t.devices.clear();
+          state.apply(e, t);
+          state.refreshSnapshots(t, e.seq);
+          events.push(e);
+        }
       }
     } catch (cause) {
       // A command passed validation but the reducer refused it: a bug. The state may be half-moved.
       void this.startReload(cause as Error);
       return Promise.reject(new InternalError('the hub could not apply this change; nothing was written', {}, { cause }));
     }
+    if (events.length === 0) return Promise.resolve({ seq: null, events: [] });
     const ops: BatchOp[] = events.map((e) => ({ key: logKey(e.seq), value: JSON.stringify(e) }));
     for (const k of t.keys) ops.push({ key: k, value: state.viewValue(k) ?? null });
     const t0 = performance.now();
