@@ -41,6 +41,8 @@ export class CoapParseError extends Error {
  * RFC 7252 §3 message format errors that coap-packet lets through (a short token, an option value running
  * past the end, a payload marker with no payload, token lengths 9-15): the datagram is refused whole.
  */
+const extBytes = (nib: number): number => (nib === 13 ? 1 : nib === 14 ? 2 : 0);
+
 function checkStructure(b: Uint8Array): void {
   if (b.length < 4) throw new CoapParseError('shorter than a CoAP header');
   const first = b[0] ?? 0;
@@ -59,11 +61,10 @@ function checkStructure(b: Uint8Array): void {
     const delta = h >> 4;
     let len = h & 0x0f;
     if (delta === 15 || len === 15) throw new CoapParseError('reserved option nibble 15');
-    const ext = (n: number): number => (n === 13 ? 1 : n === 14 ? 2 : 0);
-    at += ext(delta);
+    at += extBytes(delta);
     if (len === 13) len = 13 + (b[at] ?? 0);
     else if (len === 14) len = 269 + (((b[at] ?? 0) << 8) | (b[at + 1] ?? 0));
-    at += ext(h & 0x0f);
+    at += extBytes(h & 0x0f);
     if (at > b.length) throw new CoapParseError('option header runs past the end');
     at += len;
     if (at > b.length) throw new CoapParseError('option value runs past the end');
@@ -169,14 +170,17 @@ export const MessageKind = {
 } as const;
 export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
 
+/** An option's value: bytes, or a number written as an unsigned integer option in its shortest form. */
+export type OptionValue = Uint8Array | number;
+
 export interface OutgoingMessage {
   readonly kind: MessageKind;
   /** `c.dd`, e.g. `2.05`. */
   readonly code: string;
   readonly messageId: number;
   readonly token: Uint8Array;
-  /** Option number and value; any order (sorted here, stable for repeated options). */
-  readonly options: ReadonlyArray<readonly [number, Uint8Array]>;
+  /** Option number and value; any order (sorted here when needed, stable for repeated options). */
+  readonly options: ReadonlyArray<readonly [number, OptionValue]>;
   readonly payload?: Uint8Array;
 }
 
@@ -196,6 +200,14 @@ function codeByte(code: string): number {
 const nibble = (n: number): number => (n < 13 ? n : n < 269 ? 13 : 14);
 const extLength = (n: number): number => (n < 13 ? 0 : n < 269 ? 1 : 2);
 
+/** Bytes of an unsigned integer option value (RFC 7252 §3.2: shortest form, 0 is empty); up to 32 bits. */
+function uintLength(n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`not a 32-bit unsigned option value: ${n}`);
+  return n === 0 ? 0 : n < 0x100 ? 1 : n < 0x10000 ? 2 : n < 0x1000000 ? 3 : 4;
+}
+
+const valueLength = (v: OptionValue): number => (typeof v === 'number' ? uintLength(v) : v.length);
+
 function writeExt(out: Buffer, at: number, n: number): number {
   if (n < 13) return at;
   if (n < 269) {
@@ -206,38 +218,58 @@ function writeExt(out: Buffer, at: number, n: number): number {
   return at + 2;
 }
 
+function writeValue(out: Buffer, at: number, v: OptionValue, len: number): void {
+  if (typeof v !== 'number') {
+    out.set(v, at);
+    return;
+  }
+  for (let i = len - 1; i >= 0; i--) out[at + i] = (v >>> (8 * (len - 1 - i))) & 0xff;
+}
+
+const byNumber = (a: readonly [number, OptionValue], b: readonly [number, OptionValue]): number => a[0] - b[0];
+
 /**
  * Encodes a message in one allocation (RFC 7252 §3). The hub's hot path (notifications, ACKs, 2.04s)
  * uses this rather than coap-packet's general generator, which costs several times more per message.
  */
 export function encodeMessage(m: OutgoingMessage): Buffer {
   if (m.token.length > 8) throw new RangeError('a token has at most 8 bytes');
-  const options = m.options.length > 1 ? [...m.options].sort((a, b) => a[0] - b[0]) : m.options;
+  let options = m.options;
+  for (let i = 1; i < options.length; i++) {
+    if ((options[i]?.[0] ?? 0) < (options[i - 1]?.[0] ?? 0)) {
+      options = [...options].sort(byNumber);
+      break;
+    }
+  }
   let size = 4 + m.token.length;
   let prev = 0;
-  for (const [num, value] of options) {
-    const delta = num - prev;
-    size += 1 + extLength(delta) + extLength(value.length) + value.length;
-    prev = num;
+  for (let i = 0; i < options.length; i++) {
+    const o = options[i] as readonly [number, OptionValue];
+    const len = valueLength(o[1]);
+    size += 1 + extLength(o[0] - prev) + extLength(len) + len;
+    prev = o[0];
   }
   const payload = m.payload && m.payload.length > 0 ? m.payload : undefined;
   if (payload) size += 1 + payload.length;
   const out = Buffer.allocUnsafe(size);
   out[0] = 0x40 | (m.kind << 4) | m.token.length;
   out[1] = codeByte(m.code);
-  out.writeUInt16BE(m.messageId & 0xffff, 2);
+  out[2] = (m.messageId >> 8) & 0xff;
+  out[3] = m.messageId & 0xff;
   let at = 4;
   out.set(m.token, at);
   at += m.token.length;
   prev = 0;
-  for (const [num, value] of options) {
-    const delta = num - prev;
-    out[at++] = (nibble(delta) << 4) | nibble(value.length);
+  for (let i = 0; i < options.length; i++) {
+    const o = options[i] as readonly [number, OptionValue];
+    const delta = o[0] - prev;
+    const len = valueLength(o[1]);
+    out[at++] = (nibble(delta) << 4) | nibble(len);
     at = writeExt(out, at, delta);
-    at = writeExt(out, at, value.length);
-    out.set(value, at);
-    at += value.length;
-    prev = num;
+    at = writeExt(out, at, len);
+    writeValue(out, at, o[1], len);
+    at += len;
+    prev = o[0];
   }
   if (payload) {
     out[at++] = 0xff;
@@ -245,6 +277,20 @@ export function encodeMessage(m: OutgoingMessage): Buffer {
   }
   return out;
 }
+
+/**
+ * The kind of an empty message (a 4-byte header: version 1, no token, code 0.00), or undefined for any
+ * other datagram: the cheap check for what a hub receives most, the ACKs of its notifications.
+ */
+export function emptyMessageKind(b: Uint8Array): MessageKind | undefined {
+  if (b.length !== 4 || b[1] !== 0) return undefined;
+  const first = b[0] ?? 0;
+  if ((first & 0xcf) !== 0x40) return undefined;
+  return ((first >> 4) & 3) as MessageKind;
+}
+
+/** The message id of a datagram at least 4 bytes long. */
+export const messageIdOf = (b: Uint8Array): number => ((b[2] ?? 0) << 8) | (b[3] ?? 0);
 
 const NO_TOKEN = new Uint8Array(0);
 

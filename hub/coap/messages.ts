@@ -1,5 +1,6 @@
 /** The CoAP messages the hub builds: config responses and notifications, plain responses. */
-import { ContentFormat, MAX_BLOCK_SZX, MessageKind, OptionNumber, blockOption, blockSize, emptyMessage, encodeMessage, uintOption } from '../../protocol/coap.ts';
+import { ContentFormat, MAX_BLOCK_SZX, MessageKind, OptionNumber, blockOption, blockSize, emptyMessage, encodeMessage } from '../../protocol/coap.ts';
+import type { OptionValue } from '../../protocol/coap.ts';
 import type { BuiltSnapshot } from '../domain/state.ts';
 
 export const MessageType = {
@@ -16,7 +17,8 @@ interface Envelope {
 }
 
 const kindOf = (t: MessageType): MessageKind => (t === MessageType.Con ? MessageKind.Con : t === MessageType.Ack ? MessageKind.Ack : MessageKind.Non);
-const CBOR_FORMAT = uintOption(ContentFormat.Cbor);
+
+const NO_OPTIONS: ReadonlyArray<readonly [number, OptionValue]> = [];
 
 export function plainResponse(env: Envelope, code: string, payload?: Buffer, contentFormat?: number): Buffer {
   return encodeMessage({
@@ -24,7 +26,7 @@ export function plainResponse(env: Envelope, code: string, payload?: Buffer, con
     code,
     messageId: env.messageId,
     token: env.token,
-    options: contentFormat !== undefined ? [[OptionNumber.ContentFormat, uintOption(contentFormat)]] : [],
+    options: contentFormat !== undefined ? [[OptionNumber.ContentFormat, contentFormat]] : NO_OPTIONS,
     ...(payload ? { payload } : {}),
   });
 }
@@ -44,13 +46,15 @@ export interface ConfigResponse extends Envelope {
 
 /** 2.05 (or 2.03) with the snapshot, block-wise (RFC 7959) when it does not fit one block. */
 export function configResponse(r: ConfigResponse): Buffer | undefined {
-  const options: Array<[number, Uint8Array]> = [];
-  if (r.observe !== undefined) options.push([OptionNumber.Observe, uintOption(r.observe)]);
-  options.push([OptionNumber.ETag, r.snapshot.snapshot.hash]);
-  options.push([OptionNumber.MaxAge, uintOption(r.maxAgeS)]);
-  const base = { kind: kindOf(r.type), messageId: r.messageId, token: r.token };
-  if (r.valid) return encodeMessage({ ...base, code: '2.03', options });
-  options.push([OptionNumber.ContentFormat, CBOR_FORMAT]);
+  // Options in number order (ETag 4, Observe 6, Content-Format 12, Max-Age 14, Block2 23, Size2 28): no sort.
+  const options: Array<readonly [number, OptionValue]> = [[OptionNumber.ETag, r.snapshot.snapshot.hash]];
+  if (r.observe !== undefined) options.push([OptionNumber.Observe, r.observe]);
+  const kind = kindOf(r.type);
+  if (r.valid) {
+    options.push([OptionNumber.MaxAge, r.maxAgeS]);
+    return encodeMessage({ kind, messageId: r.messageId, token: r.token, code: '2.03', options });
+  }
+  options.push([OptionNumber.ContentFormat, ContentFormat.Cbor], [OptionNumber.MaxAge, r.maxAgeS]);
   const bytes = r.snapshot.bytes;
   const szx = Math.min(r.block?.szx ?? MAX_BLOCK_SZX, MAX_BLOCK_SZX);
   const size = blockSize(szx);
@@ -60,9 +64,8 @@ export function configResponse(r: ConfigResponse): Buffer | undefined {
     const start = num * size;
     if (start >= bytes.length && !(start === 0 && bytes.length === 0)) return undefined;
     const more = start + size < bytes.length;
-    options.push([OptionNumber.Block2, blockOption({ num, more, szx })]);
-    options.push([OptionNumber.Size2, uintOption(bytes.length)]);
+    options.push([OptionNumber.Block2, blockOption({ num, more, szx })], [OptionNumber.Size2, bytes.length]);
     payload = bytes.subarray(start, start + size);
   }
-  return encodeMessage({ ...base, code: '2.05', options, payload });
+  return encodeMessage({ kind, messageId: r.messageId, token: r.token, code: '2.05', options, payload });
 }
