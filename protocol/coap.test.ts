@@ -7,11 +7,13 @@ import {
   MAX_BLOCK_SZX,
   blockOption,
   blockSize,
+  emptyMessageKind,
   encodeMessage,
   generateMessage,
   MessageKind,
   OptionNumber,
   isCritical,
+  messageIdOf,
   option,
   options,
   parseMessage,
@@ -352,4 +354,28 @@ test('coap - encodeMessage gives the same bytes as the general generator, and pa
   assert.deepEqual([ack.ack, ack.code, ack.messageId], [true, '0.00', 9]);
   assert.throws(() => encodeMessage({ kind: MessageKind.Con, code: '2.5', messageId: 1, token: Buffer.alloc(0), options: [] }), RangeError);
   assert.throws(() => encodeMessage({ kind: MessageKind.Con, code: '2.05', messageId: 1, token: Buffer.alloc(9), options: [] }), RangeError);
+});
+
+test('coap - encodeMessage writes numeric option values as uint options, shortest form', () => {
+  const values = [0, 1, 255, 256, 65535, 65536, 2 ** 24 - 1, 2 ** 24, 2 ** 32 - 1];
+  for (const v of values) {
+    const asNumber = encodeMessage({ kind: MessageKind.Con, code: '2.05', messageId: 7, token: Buffer.from('ab', 'hex'), options: [[OptionNumber.MaxAge, v], [OptionNumber.Observe, v]] });
+    const asBytes = encodeMessage({ kind: MessageKind.Con, code: '2.05', messageId: 7, token: Buffer.from('ab', 'hex'), options: [[OptionNumber.Observe, uintOption(v)], [OptionNumber.MaxAge, uintOption(v)]] });
+    assert.equal(asNumber.toString('hex'), asBytes.toString('hex'), `value ${v}`);
+    assert.equal(readUint(option(parseMessage(asNumber), 'Max-Age') ?? Buffer.alloc(1, 0xff)), v);
+  }
+  for (const bad of [-1, 1.5, 2 ** 32, Number.NaN]) {
+    assert.throws(() => encodeMessage({ kind: MessageKind.Con, code: '2.05', messageId: 7, token: Buffer.alloc(0), options: [[OptionNumber.MaxAge, bad]] }), RangeError, String(bad));
+  }
+});
+
+test('coap - emptyMessageKind spots the 4-byte ACK and RST and nothing else', () => {
+  assert.equal(emptyMessageKind(Buffer.from('6000beef', 'hex')), MessageKind.Ack);
+  assert.equal(emptyMessageKind(Buffer.from('7000beef', 'hex')), MessageKind.Rst);
+  assert.equal(emptyMessageKind(Buffer.from('4000beef', 'hex')), MessageKind.Con);
+  assert.equal(messageIdOf(Buffer.from('6000beef', 'hex')), 0xbeef);
+  // A token, a non-empty code, another version, another length: not the fast path.
+  for (const hex of ['6100beef00', '6045beef', '2000beef', 'a000beef', '6000be', '6000beefff']) {
+    assert.equal(emptyMessageKind(Buffer.from(hex, 'hex')), undefined, hex);
+  }
 });
