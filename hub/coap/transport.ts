@@ -11,8 +11,14 @@ export interface Peer {
 export interface DatagramTransport {
   /** Where it listens, for logs and DNS-SD. */
   readonly port: number;
-  /** The receive buffer the kernel granted, bytes. */
+  /** The receive buffer size the kernel granted for what was asked, bytes (what `SO_RCVBUF` was set to). */
   readonly receiveBufferBytes: number;
+  /**
+   * How much memory datagrams waiting to be read may take before the kernel drops the next one, counted
+   * the way the kernel counts it (each datagram's bookkeeping included: ~832 B for a small one on Linux
+   * loopback). On Linux this is twice `receiveBufferBytes`.
+   */
+  readonly receiveQueueBytes: number;
   send(bytes: Uint8Array, to: Peer): void;
   /** Replaces the receive handler. */
   onDatagram(handler: (bytes: Buffer, from: Peer) => void): void;

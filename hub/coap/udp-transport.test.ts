@@ -47,3 +47,12 @@ test('udp - the lookup answers literals at once and resolves host names', async 
   );
   assert.deepEqual(resolved, ['127.0.0.1', 4]);
 });
+
+test('udp - the buffer granted is what was asked (up to rmem_max); the queue limit the kernel applies is twice that', async (t) => {
+  const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
+  const asked = 256 * 1024;
+  const transport = await UdpTransport.open({ port: 0, host: '127.0.0.1', receiveBuffer: asked });
+  t.after(() => transport.close());
+  assert.equal(transport.receiveBufferBytes, Math.min(asked, rmemMax));
+  assert.equal(transport.receiveQueueBytes, 2 * transport.receiveBufferBytes);
+});

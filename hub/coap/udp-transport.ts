@@ -37,6 +37,7 @@ export class UdpTransport implements DatagramTransport {
     private readonly socket: Socket,
     readonly port: number,
     readonly receiveBufferBytes: number,
+    readonly receiveQueueBytes: number,
   ) {
     socket.on('message', (msg, rinfo) => this.handler(msg, { address: rinfo.address, port: rinfo.port }));
   }
@@ -63,11 +64,13 @@ export class UdpTransport implements DatagramTransport {
     } catch {
       // The kernel caps it at net.core.rmem_max; what we got is read back below.
     }
-    // Linux reports twice the value it applies (bookkeeping overhead); halve it to compare.
-    const granted = Math.floor(socket.getRecvBufferSize() / 2);
+    // Linux doubles the size asked for (room for each datagram's bookkeeping), applies that as the limit
+    // on queued datagrams' memory and reports it: halved, it compares with what was asked.
+    const queue = socket.getRecvBufferSize();
+    const granted = process.platform === 'linux' ? Math.floor(queue / 2) : queue;
     // Send errors (e.g. ICMP unreachable reported late) must not crash the hub; they are reported.
     socket.on('error', (err) => opts.onError?.(err));
-    return new UdpTransport(socket, socket.address().port, granted);
+    return new UdpTransport(socket, socket.address().port, granted, queue);
   }
 
   send(bytes: Uint8Array, to: Peer): void {
