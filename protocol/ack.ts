@@ -76,6 +76,12 @@ export function encodeAck(ack: Ack): Uint8Array {
   return encodeDeterministic(m);
 }
 
+function fixedBytes(v: unknown, size: number, name: string): Uint8Array | undefined {
+  if (v === undefined) return undefined;
+  if (!(v instanceof Uint8Array) || v.length !== size) throw new PayloadDecodeError(`ack ${name} must be ${size} bytes`);
+  return new Uint8Array(v);
+}
+
 export function decodeAck(bytes: Uint8Array): Ack {
   const m = decodeMap(bytes, 'ack');
   const version = asUint(m.get(AckKey.version));
@@ -86,14 +92,8 @@ export function decodeAck(bytes: Uint8Array): Ack {
   if (message !== undefined && (typeof message !== 'string' || Buffer.byteLength(message) > MAX_ACK_MESSAGE)) {
     throw new PayloadDecodeError(`ack message must be text of at most ${MAX_ACK_MESSAGE} bytes`);
   }
-  const bytesOf = (k: number, size: number, name: string): Uint8Array | undefined => {
-    const v = m.get(k);
-    if (v === undefined) return undefined;
-    if (!(v instanceof Uint8Array) || v.length !== size) throw new PayloadDecodeError(`ack ${name} must be ${size} bytes`);
-    return new Uint8Array(v);
-  };
-  const hash = bytesOf(AckKey.hash, HASH_BYTES, 'hash');
-  const incarnation = bytesOf(AckKey.incarnation, INCARNATION_BYTES, 'incarnation');
+  const hash = fixedBytes(m.get(AckKey.hash), HASH_BYTES, 'hash');
+  const incarnation = fixedBytes(m.get(AckKey.incarnation), INCARNATION_BYTES, 'incarnation');
   return {
     version,
     status: status as AckStatus,
