@@ -292,9 +292,12 @@ export function emptyMessageKind(b: Uint8Array): MessageKind | undefined {
 /** The message id of a datagram at least 4 bytes long. */
 export const messageIdOf = (b: Uint8Array): number => ((b[2] ?? 0) << 8) | (b[3] ?? 0);
 
-const NO_TOKEN = new Uint8Array(0);
-
-/** An empty ACK (acknowledges a confirmable message) or RST (rejects it), RFC 7252 §4.2. */
+/** An empty ACK (acknowledges a confirmable message) or RST (rejects it), RFC 7252 §4.2: the 4-byte header. */
 export function emptyMessage(kind: typeof MessageKind.Ack | typeof MessageKind.Rst, messageId: number): Buffer {
-  return encodeMessage({ kind, code: '0.00', messageId, token: NO_TOKEN, options: [] });
+  const b = Buffer.allocUnsafe(4);
+  b[0] = 0x40 | (kind << 4);
+  b[1] = 0;
+  b[2] = (messageId >> 8) & 0xff;
+  b[3] = messageId & 0xff;
+  return b;
 }

@@ -8,9 +8,9 @@ import { decodeAck } from '../protocol/ack.ts';
 import type { AckStatus } from '../protocol/ack.ts';
 import { generateMessage, option, parseMessage, readUint, uintOption } from '../protocol/coap.ts';
 import type { CoapMessage } from '../protocol/coap.ts';
-import { buildSnapshot } from '../protocol/snapshot.ts';
+import { buildSnapshot, decodeSnapshot } from '../protocol/snapshot.ts';
 import { SimDevice, TimerKind, newCounters } from './device.ts';
-import type { AckedEvent, DeviceHost, NotifiedEvent, RegisteredEvent } from './device.ts';
+import type { AckedEvent, DeviceHost, Inbound, NotifiedEvent, RegisteredEvent } from './device.ts';
 
 class FakeHost implements DeviceHost {
   readonly counters = newCounters();
@@ -33,8 +33,8 @@ class FakeHost implements DeviceHost {
   schedule(delayMs: number, _d: SimDevice, kind: TimerKind, gen: number): void {
     this.timers.push({ delayMs, kind, gen });
   }
-  defer(d: SimDevice, msg: CoapMessage, at: number): void {
-    d.deferred(msg, at);
+  defer(d: SimDevice, msg: Inbound): void {
+    d.deferred(msg);
   }
   onRegistered(_d: SimDevice, e: RegisteredEvent): void {
     this.registeredEvents.push(e);
@@ -178,4 +178,52 @@ test('sim device - the snapshot it holds, sent again while its ack was never ans
   const n = h.sent.length;
   d.onDatagram(notification(again.token, 300, snapshot(5)));
   assert.equal(h.sent.length, n + 1, 'once answered, the same snapshot is only ACKed');
+});
+
+test('sim device - a malformed datagram is counted and changes nothing', () => {
+  const h = new FakeHost();
+  const d = new SimDevice('dev-5', 0, h);
+  const token = registered(h, d);
+  const n = h.sent.length;
+  for (const hex of ['40', '4045', '40000001ff', '41000001aa', '49450001', '40450001f0', '4045000100ff', '80450001']) d.onDatagram(Buffer.from(hex, 'hex'));
+  assert.equal(h.counters.malformed, 8);
+  assert.equal(h.sent.length, n, 'nothing answered');
+  d.onDatagram(notification(token, 400, snapshot(6)));
+  assert.equal(d.appliedVersion, 6, 'still handles what comes next');
+});
+
+test('sim device - acks and the registration ETag carry the hash and incarnation of the snapshot applied last', () => {
+  const h = new FakeHost();
+  const d = new SimDevice('dev-6', 0, h);
+  const token = registered(h, d);
+  const v7 = buildSnapshot(7, { mode: 'heat' }, INC_A);
+  const v8 = buildSnapshot(8, { mode: 'cool' }, INC_B);
+  for (const [mid, s] of [[500, v7], [501, v8]] as const) {
+    d.onDatagram(notification(token, mid, Buffer.from(s.bytes)));
+    const post = h.last();
+    const ack = decodeAck(post.payload);
+    assert.equal(ack.version, s.snapshot.version);
+    assert.deepEqual(ack.hash, s.snapshot.hash);
+    assert.deepEqual(ack.incarnation, s.snapshot.incarnation);
+    d.onDatagram(response(post, '2.04'));
+  }
+  d.register();
+  assert.deepEqual(new Uint8Array(option(h.last(), 'ETag') ?? Buffer.alloc(0)), v8.snapshot.hash, 'the ETag of what it holds');
+});
+
+test('sim device - a valid snapshot in another layout than the hub\'s is decoded in full and applied', () => {
+  const h = new FakeHost();
+  const d = new SimDevice('dev-7', 0, h);
+  const token = registered(h, d);
+  const s = buildSnapshot(9, { mode: 'eco' }, INC_A);
+  const b = Buffer.from(s.bytes);
+  // Envelope keys 1 and 0 swapped (any valid encoding is accepted): a5 01 09 00 01 02 ...
+  const reordered = Buffer.concat([Buffer.from([0xa5, 0x01, 0x09, 0x00, 0x01]), b.subarray(5)]);
+  assert.equal(decodeSnapshot(reordered).version, 9);
+  d.onDatagram(notification(token, 600, reordered));
+  assert.equal(d.appliedVersion, 9);
+  assert.deepEqual(decodeAck(h.last().payload).hash, s.snapshot.hash);
+  d.onDatagram(notification(token, 601, Buffer.from([0xa5, 0x00])));
+  assert.equal(h.counters.badSnapshots, 1, 'a snapshot that does not decode is counted');
+  assert.equal(d.appliedVersion, 9);
 });

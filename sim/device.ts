@@ -8,13 +8,25 @@
  *
  * Timers are not the device's: its simulator holds one shared wheel (see timers.ts), and the device
  * tells stale firings apart by a generation number.
+ *
+ * The per-datagram path is the simulator's CPU budget (one process stands for thousands of devices), so
+ * datagrams are read by protocol/coap-reader.ts, ack POSTs built by protocol/ack-request.ts, and snapshots
+ * in the hub's layout read by protocol/snapshot-scan.ts; anything else falls back to protocol/'s full
+ * decoder and encoders.
  */
 import type { AckStatus } from '../protocol/ack.ts';
-import { Transmission, option, parseMessage, readBlock, readUint } from '../protocol/coap.ts';
-import type { CoapMessage } from '../protocol/coap.ts';
+import { AckWriter } from '../protocol/ack-request.ts';
+import { MessageKind, Transmission, emptyMessage } from '../protocol/coap.ts';
+import { Code, Inbound, codeName, isSuccessCode, readInbound } from '../protocol/coap-reader.ts';
 import { decodeSnapshot } from '../protocol/snapshot.ts';
 import type { Snapshot } from '../protocol/snapshot.ts';
-import { ackRequest, blockRequest, emptyAck, observeRequest, reset } from './messages.ts';
+import { ackRequest, blockRequest, observeRequest } from './messages.ts';
+import { scanSnapshot } from '../protocol/snapshot-scan.ts';
+import type { ScannedSnapshot } from '../protocol/snapshot-scan.ts';
+
+export { Inbound } from '../protocol/coap-reader.ts';
+
+const EMPTY = Buffer.alloc(0);
 
 export const TimerKind = {
   Retransmit: 0,
@@ -153,35 +165,32 @@ export interface DeviceHost {
   now(): number;
   send(d: SimDevice, bytes: Buffer): void;
   schedule(delayMs: number, d: SimDevice, kind: TimerKind, gen: number): void;
-  /** Calls d.deferred(msg, at) soon, after the datagrams already readable have been read. */
-  defer(d: SimDevice, msg: CoapMessage, at: number): void;
+  /** Calls d.deferred(msg) soon, after the datagrams already readable have been read. */
+  defer(d: SimDevice, msg: Inbound): void;
   onRegistered(d: SimDevice, e: RegisteredEvent): void;
   onNotified(d: SimDevice, e: NotifiedEvent): void;
   onAcked(d: SimDevice, e: AckedEvent): void;
 }
 
+/**
+ * The request in flight. A device has one such object and reuses it for each request (NSTART 1): whoever
+ * reads it after the next request may have started copies its fields first (see settle, giveUp).
+ */
 interface Outgoing {
-  readonly kind: RequestKind;
-  readonly mid: number;
+  kind: RequestKind;
+  mid: number;
   /** 2-byte request token as a number; registrations use the device's 4-byte token instead. */
-  readonly token: number;
-  readonly bytes: Buffer;
-  readonly sentAt: number;
+  token: number;
+  bytes: Buffer;
+  sentAt: number;
   retransmits: number;
   timeoutMs: number;
   /** Ack: the version; block: the assembly generation. */
-  readonly ref: number;
+  ref: number;
   /** Ack: when the snapshot arrived. */
-  readonly aux: number;
+  aux: number;
   /** An empty ACK came: the response will come separately; no more retransmissions. */
   emptyAcked: boolean;
-}
-
-interface PendingAck {
-  readonly version: number;
-  readonly hash: Uint8Array;
-  readonly incarnation: Uint8Array;
-  readonly notifiedAt: number;
 }
 
 interface Assembly {
@@ -193,13 +202,21 @@ interface Assembly {
   requested: boolean;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+const HASH_BYTES = 8;
+
+/** a[0..8) equals b[at..at+8). */
+function same8(a: Uint8Array, b: Uint8Array, at: number): boolean {
+  if (a.length !== HASH_BYTES || b.length < at + HASH_BYTES) return false;
+  for (let i = 0; i < HASH_BYTES; i++) if (a[i] !== b[at + i]) return false;
   return true;
 }
 
-const isSuccess = (code: string): boolean => code.startsWith('2.');
+function copy8(b: Uint8Array, at: number): Uint8Array {
+  return b.slice(at, at + HASH_BYTES);
+}
+
+/** The snapshot being handled: version, and where its hash and incarnation are (reused; handling is synchronous). */
+const scanned: ScannedSnapshot = { version: 0, hashAt: 0, incarnationAt: 0 };
 
 export class SimDevice {
   observing = false;
@@ -209,15 +226,23 @@ export class SimDevice {
   /** The hub answered 2.04 to an ack of the applied version. */
   private appliedConfirmed = false;
   private appliedIncarnation: Uint8Array | null = null;
+  /** Filled in place on each apply (read only when a datagram is built). */
   private appliedHash: Uint8Array | null = null;
   private readonly regToken: number;
   private nextMid: number;
   private nextToken: number;
   private lastNotifyMid = -1;
   private out: Outgoing | null = null;
+  private readonly req: Outgoing = { kind: RequestKind.Register, mid: 0, token: 0, bytes: EMPTY, sentAt: 0, retransmits: 0, timeoutMs: 0, ref: 0, aux: 0, emptyAcked: false };
   private wantRegister = false;
   private wantDeregister = false;
-  private pendingAck: PendingAck | null = null;
+  /** The ack waiting for its turn: only the newest waits. */
+  private ackWaiting = false;
+  private ackVersion = 0;
+  private ackHash: Uint8Array = EMPTY;
+  private ackIncarnation: Uint8Array = EMPTY;
+  private ackNotifiedAt = 0;
+  private ackWriter: AckWriter | null = null;
   private asm: Assembly | null = null;
   private asmGen = 0;
   private retxGen = 0;
@@ -260,7 +285,7 @@ export class SimDevice {
     this.out = null;
     this.wantRegister = false;
     this.wantDeregister = false;
-    this.pendingAck = null;
+    this.ackWaiting = false;
     this.asm = null;
     this.retxGen++;
     this.keepGen++;
@@ -268,7 +293,7 @@ export class SimDevice {
   }
 
   get idle(): boolean {
-    return this.out === null && !this.wantRegister && !this.wantDeregister && this.pendingAck === null && this.asm === null;
+    return this.out === null && !this.wantRegister && !this.wantDeregister && !this.ackWaiting && this.asm === null;
   }
 
   onTimer(kind: TimerKind, gen: number): void {
@@ -297,145 +322,176 @@ export class SimDevice {
     const c = this.host.counters;
     c.datagramsReceived++;
     if (this.stopped) return;
-    let msg: CoapMessage;
-    try {
-      msg = parseMessage(bytes);
-    } catch {
+    const msg = new Inbound();
+    if (!readInbound(bytes, msg)) {
       c.malformed++;
       return;
     }
+    msg.at = at;
     const o = this.out;
-    if (msg.code === '0.00') {
-      if (o && o.mid === msg.messageId) {
-        if (msg.ack && !o.emptyAcked) {
+    const type = msg.type;
+    if (msg.code === Code.Empty) {
+      if (o && o.mid === msg.mid) {
+        if (type === MessageKind.Ack && !o.emptyAcked) {
           // The answer will come as a separate response: stop retransmitting, but do not wait forever.
           o.emptyAcked = true;
           this.host.schedule(SEPARATE_RESPONSE_WAIT_MS, this, TimerKind.Retransmit, ++this.retxGen);
-        } else if (msg.reset) {
+        } else if (type === MessageKind.Rst) {
           c.resetsReceived++;
           this.giveUp(o);
         }
-      } else if (msg.confirmable) {
-        this.sendReset(msg.messageId); // CoAP ping
+      } else if (type === MessageKind.Con) {
+        this.sendReset(msg.mid); // CoAP ping
       }
       return;
     }
-    if (msg.ack) {
+    if (type === MessageKind.Ack) {
       // A piggybacked response.
-      if (o && o.mid === msg.messageId && this.tokenOf(o, msg.token)) this.settle(o, msg, at);
+      if (o && o.mid === msg.mid && this.tokenOf(o, msg)) this.settle(o, msg);
       else c.duplicates++;
       return;
     }
-    if (msg.reset) return;
-    if (msg.code.startsWith('0.')) {
+    if (type === MessageKind.Rst) return;
+    if (msg.code >> 5 === 0) {
       // A request: a device here is no server.
-      if (msg.confirmable) this.sendReset(msg.messageId);
+      if (type === MessageKind.Con) this.sendReset(msg.mid);
       return;
     }
-    const mine = msg.token.length === 4 && msg.token.readUInt32BE(0) === this.regToken;
+    const mine = msg.tokenLength === 4 && msg.token === this.regToken;
     if (mine && (this.observing || o?.kind === RequestKind.Register)) {
-      if (msg.confirmable) {
+      if (type === MessageKind.Con) {
         c.acksToNotifications++;
-        this.host.send(this, emptyAck(msg.messageId));
-        if (msg.messageId === this.lastNotifyMid) {
+        this.host.send(this, emptyMessage(MessageKind.Ack, msg.mid));
+        if (msg.mid === this.lastNotifyMid) {
           c.duplicates++;
           return;
         }
-        this.lastNotifyMid = msg.messageId;
+        this.lastNotifyMid = msg.mid;
       }
-      if (o?.kind === RequestKind.Register && o.emptyAcked) this.settle(o, msg, at);
+      if (o?.kind === RequestKind.Register && o.emptyAcked) this.settle(o, msg);
       // The rest (decode, version rule, the ack POST) waits until the simulator has read and ACKed every
       // datagram that is ready: one process stands for many devices, and a device's arrival time must not
       // include the work of the devices read before it.
-      else this.host.defer(this, msg, at);
+      else this.host.defer(this, msg);
       return;
     }
-    if (o && o.emptyAcked && this.tokenOf(o, msg.token)) {
+    if (o && o.emptyAcked && this.tokenOf(o, msg)) {
       // A separate response to our request.
-      if (msg.confirmable) this.host.send(this, emptyAck(msg.messageId));
-      this.settle(o, msg, at);
+      if (type === MessageKind.Con) this.host.send(this, emptyMessage(MessageKind.Ack, msg.mid));
+      this.settle(o, msg);
       return;
     }
-    this.sendReset(msg.messageId);
+    this.sendReset(msg.mid);
   }
 
   private sendReset(mid: number): void {
     this.host.counters.resetsSent++;
-    this.host.send(this, reset(mid));
+    this.host.send(this, emptyMessage(MessageKind.Rst, mid));
   }
 
-  private tokenOf(o: Outgoing, token: Buffer): boolean {
-    if (o.kind === RequestKind.Register || o.kind === RequestKind.Deregister) return token.length === 4 && token.readUInt32BE(0) === this.regToken;
-    return token.length === 2 && token.readUInt16BE(0) === o.token;
+  private tokenOf(o: Outgoing, msg: Inbound): boolean {
+    if (o.kind === RequestKind.Register || o.kind === RequestKind.Deregister) return msg.tokenLength === 4 && msg.token === this.regToken;
+    return msg.tokenLength === 2 && msg.token === o.token;
   }
 
   /** A notification's handling, after the simulator read every ready datagram (see DeviceHost.defer). */
-  deferred(msg: CoapMessage, at: number): void {
+  deferred(msg: Inbound): void {
     if (this.stopped) return;
-    this.notification(msg, at);
+    this.notification(msg);
   }
 
-  private notification(msg: CoapMessage, at: number): void {
+  private notification(msg: Inbound): void {
     const c = this.host.counters;
     c.notifications++;
-    if (!isSuccess(msg.code) || option(msg, 'Observe') === undefined) {
+    if (!isSuccessCode(msg.code) || !msg.hasObserve) {
       // RFC 7641 §3.2: an error, or a response without Observe, ends the relation. Register again later.
       c.notificationsEnding++;
       this.observing = false;
       this.retryRegisterLater();
-      if (msg.code === '2.05') this.representation(msg, at, 'notify');
+      if (msg.code === Code.Content) this.representation(msg, 'notify');
       return;
     }
-    if (msg.code === '2.05') this.representation(msg, at, 'notify');
+    if (msg.code === Code.Content) this.representation(msg, 'notify');
   }
 
   /** A 2.05 carrying the snapshot, whole or its first block. */
-  private representation(msg: CoapMessage, at: number, via: Via): void {
-    const block = option(msg, 'Block2');
-    if (block !== undefined) {
-      const b = readBlock(block);
+  private representation(msg: Inbound, via: Via): void {
+    if (msg.block2 >= 0) {
+      const b = readBlockValue(msg.block2);
       if (b.num !== 0) return; // notifications and registrations carry block 0
       if (b.more) {
         // Fetch the rest (RFC 7959); a newer notification replaces an assembly in progress.
-        this.asm = { gen: ++this.asmGen, etag: option(msg, 'ETag') ?? null, szx: b.szx, parts: [msg.payload], next: 1, requested: false };
+        this.asm = { gen: ++this.asmGen, etag: msg.etag(), szx: b.szx, parts: [msg.payload()], next: 1, requested: false };
         this.pump();
         return;
       }
     }
-    this.snapshot(msg.payload, at, via);
+    this.snapshot(msg.bytes, msg.payloadStart, msg.bytes.length, msg.at, via);
   }
 
-  private snapshot(bytes: Buffer, at: number, via: Via): void {
+  /** The snapshot in bytes[start, end). */
+  private snapshot(bytes: Uint8Array, start: number, end: number, at: number, via: Via): void {
     const c = this.host.counters;
-    let s: Snapshot;
-    try {
-      s = decodeSnapshot(bytes);
-    } catch {
-      c.badSnapshots++;
-      return;
+    // Version, hash and incarnation straight from the bytes; anything off the hub's layout goes through the full decoder.
+    let version: number;
+    let src: Uint8Array = bytes;
+    let hashAt: number;
+    let incAt: number;
+    if (scanSnapshot(bytes, start, end, scanned)) {
+      version = scanned.version;
+      hashAt = scanned.hashAt;
+      incAt = scanned.incarnationAt;
+    } else {
+      let s: Snapshot;
+      try {
+        s = decodeSnapshot(bytes.subarray(start, end));
+      } catch {
+        c.badSnapshots++;
+        return;
+      }
+      version = s.version;
+      // decodeSnapshot gives 8-byte copies; lay them side by side so both are read the same way.
+      src = new Uint8Array(2 * HASH_BYTES);
+      src.set(s.hash, 0);
+      src.set(s.incarnation, HASH_BYTES);
+      hashAt = 0;
+      incAt = HASH_BYTES;
     }
+    const held = this.appliedIncarnation;
+    const sameIncarnation = held !== null && same8(held, src, incAt);
     // The version rule (docs/protocol.md): a greater version from the same incarnation, or any version from another one.
-    const apply = this.appliedIncarnation === null || !sameBytes(this.appliedIncarnation, s.incarnation) || s.version > this.appliedVersion;
-    this.host.onNotified(this, { device: this.id, version: s.version, applied: apply, via, at });
+    const apply = !sameIncarnation || version > this.appliedVersion;
+    this.host.onNotified(this, { device: this.id, version, applied: apply, via, at });
     if (!apply) {
       c.stale++;
       // The snapshot this device holds, sent again (e.g. on registration) while its ack never got its 2.04:
       // ack it again, as the agent does. Acks are idempotent.
       const o = this.out;
-      const same = s.version === this.appliedVersion && this.appliedIncarnation !== null && sameBytes(this.appliedIncarnation, s.incarnation);
-      if (same && !this.appliedConfirmed && this.pendingAck === null && !(o?.kind === RequestKind.Ack && o.ref === s.version)) {
-        this.pendingAck = { version: s.version, hash: s.hash, incarnation: s.incarnation, notifiedAt: at };
+      const same = version === this.appliedVersion && sameIncarnation;
+      if (same && !this.appliedConfirmed && !this.ackWaiting && !(o?.kind === RequestKind.Ack && o.ref === version)) {
+        this.waitAck(version, copy8(src, hashAt), copy8(src, incAt), at);
         this.pump();
       }
       return;
     }
     c.applied++;
     this.appliedConfirmed = false;
-    this.appliedVersion = s.version;
-    this.appliedIncarnation = s.incarnation;
-    this.appliedHash = s.hash;
-    this.pendingAck = { version: s.version, hash: s.hash, incarnation: s.incarnation, notifiedAt: at };
+    this.appliedVersion = version;
+    if (!sameIncarnation) this.appliedIncarnation = copy8(src, incAt);
+    let hash = this.appliedHash;
+    if (hash === null) hash = this.appliedHash = new Uint8Array(HASH_BYTES);
+    for (let i = 0; i < HASH_BYTES; i++) hash[i] = src[hashAt + i] ?? 0;
+    // appliedHash is rewritten in place by the next apply, which replaces this waiting ack too.
+    this.waitAck(version, hash, this.appliedIncarnation ?? copy8(src, incAt), at);
     this.pump();
+  }
+
+  private waitAck(version: number, hash: Uint8Array, incarnation: Uint8Array, notifiedAt: number): void {
+    this.ackWaiting = true;
+    this.ackVersion = version;
+    this.ackHash = hash;
+    this.ackIncarnation = incarnation;
+    this.ackNotifiedAt = notifiedAt;
   }
 
   /** Sends what waits, if nothing is in flight: a registration first, then a block, then the newest ack. */
@@ -455,80 +511,97 @@ export class SimDevice {
       const token = this.token();
       this.host.counters.blockRequests++;
       this.request(RequestKind.Block, blockRequest(this.id, this.mid(), tokenBytes(token), a.next, a.szx), a.gen, 0, token);
-    } else if (this.pendingAck) {
-      const p = this.pendingAck;
-      this.pendingAck = null;
+    } else if (this.ackWaiting) {
+      this.ackWaiting = false;
       const token = this.token();
       this.host.counters.acksSent++;
-      const bytes = ackRequest(this.id, this.mid(), tokenBytes(token), {
-        version: p.version,
-        status: this.host.ackStatus,
-        hash: p.hash,
-        incarnation: p.incarnation,
-      });
-      this.request(RequestKind.Ack, bytes, p.version, p.notifiedAt, token);
+      const version = this.ackVersion;
+      const hash = this.ackHash;
+      const incarnation = this.ackIncarnation;
+      const status = this.host.ackStatus;
+      const mid = this.mid();
+      const bytes =
+        hash.length === HASH_BYTES && incarnation.length === HASH_BYTES
+          ? (this.ackWriter ??= new AckWriter(this.id)).build(mid, token, version, status, hash, incarnation)
+          : ackRequest(this.id, mid, tokenBytes(token), { version, status, hash, incarnation });
+      this.request(RequestKind.Ack, bytes, version, this.ackNotifiedAt, token);
     }
   }
 
   private request(kind: RequestKind, bytes: Buffer, ref: number, aux: number, token: number): void {
-    const mid = bytes.readUInt16BE(2);
     const timeoutMs = Transmission.ackTimeoutMs * (1 + this.host.random() * (Transmission.ackRandomFactor - 1));
-    this.out = { kind, mid, token, bytes, sentAt: this.host.now(), retransmits: 0, timeoutMs, ref, aux, emptyAcked: false };
+    const o = this.req;
+    o.kind = kind;
+    o.mid = ((bytes[2] ?? 0) << 8) | (bytes[3] ?? 0);
+    o.token = token;
+    o.bytes = bytes;
+    o.sentAt = this.host.now();
+    o.retransmits = 0;
+    o.timeoutMs = timeoutMs;
+    o.ref = ref;
+    o.aux = aux;
+    o.emptyAcked = false;
+    this.out = o;
     this.host.send(this, bytes);
     this.host.schedule(timeoutMs, this, TimerKind.Retransmit, ++this.retxGen);
   }
 
   /** The answer to the request in flight. */
-  private settle(o: Outgoing, msg: CoapMessage, at: number): void {
+  private settle(o: Outgoing, msg: Inbound): void {
+    // `o` is reused by the next request, which a listener called below may start: read it first.
+    const kind = o.kind;
+    const ref = o.ref;
+    const aux = o.aux;
+    const sentAt = o.sentAt;
+    const retransmits = o.retransmits;
+    const at = msg.at;
     this.out = null;
     this.retxGen++;
     const c = this.host.counters;
-    switch (o.kind) {
+    switch (kind) {
       case RequestKind.Register: {
-        const ok = isSuccess(msg.code);
-        const observing = ok && option(msg, 'Observe') !== undefined;
+        const ok = isSuccessCode(msg.code);
+        const observing = ok && msg.hasObserve;
         this.observing = observing;
         this.registered = observing;
         if (observing) c.registered++;
         else c.registrationFailures++;
-        this.host.onRegistered(this, { device: this.id, code: msg.code, observing, sentAt: o.sentAt, at });
+        this.host.onRegistered(this, { device: this.id, code: codeName(msg.code), observing, sentAt, at });
         this.settledRegistration(observing);
         if (observing) {
-          const maxAgeOpt = option(msg, 'Max-Age');
-          const maxAgeS = maxAgeOpt === undefined ? DEFAULT_MAX_AGE_S : readUint(maxAgeOpt);
+          const maxAgeS = msg.maxAge < 0 ? DEFAULT_MAX_AGE_S : msg.maxAge;
           const ms = maxAgeS * 1000 * (REREGISTER_FROM + this.host.random() * REREGISTER_SPREAD);
           this.host.schedule(ms, this, TimerKind.Keepalive, ++this.keepGen);
         } else this.retryRegisterLater();
-        if (msg.code === '2.05') this.representation(msg, at, 'register');
+        if (msg.code === Code.Content) this.representation(msg, 'register');
         break;
       }
       case RequestKind.Deregister:
         this.registered = false;
         break;
       case RequestKind.Ack:
-        if (msg.code === '2.04') {
+        if (msg.code === Code.Changed) {
           c.acksAnswered++;
-          if (o.ref === this.appliedVersion) this.appliedConfirmed = true;
+          if (ref === this.appliedVersion) this.appliedConfirmed = true;
         } else c.ackErrors++;
-        this.host.onAcked(this, { device: this.id, version: o.ref, code: msg.code, notifiedAt: o.aux, sentAt: o.sentAt, at, retransmits: o.retransmits });
+        this.host.onAcked(this, { device: this.id, version: ref, code: codeName(msg.code), notifiedAt: aux, sentAt, at, retransmits });
         break;
       case RequestKind.Block:
-        this.block(o, msg, at);
+        this.block(ref, msg);
         break;
     }
     this.pump();
   }
 
-  private block(o: Outgoing, msg: CoapMessage, at: number): void {
+  private block(gen: number, msg: Inbound): void {
     const a = this.asm;
-    if (!a || a.gen !== o.ref) return; // a newer notification replaced this assembly
-    const blockOpt = option(msg, 'Block2');
-    if (msg.code !== '2.05' || blockOpt === undefined) {
+    if (!a || a.gen !== gen) return; // a newer notification replaced this assembly
+    if (msg.code !== Code.Content || msg.block2 < 0) {
       this.asm = null;
       return;
     }
-    const b = readBlock(blockOpt);
-    const etag = option(msg, 'ETag') ?? null;
+    const b = readBlockValue(msg.block2);
+    const etag = msg.etag();
     if (b.num !== a.next) {
       this.asm = null;
       return;
@@ -542,27 +615,30 @@ export class SimDevice {
       return;
     }
     if (a.etag === null) a.etag = etag;
-    a.parts.push(msg.payload);
+    a.parts.push(msg.payload());
     if (b.more) {
       a.next = b.num + 1;
       a.requested = false;
       return;
     }
     this.asm = null;
-    this.snapshot(Buffer.concat(a.parts), at, 'block');
+    const whole = Buffer.concat(a.parts);
+    this.snapshot(whole, 0, whole.length, msg.at, 'block');
   }
 
   private giveUp(o: Outgoing): void {
+    const kind = o.kind;
+    const sentAt = o.sentAt;
     this.out = null;
     this.retxGen++;
-    if (o.kind === RequestKind.Register) {
+    if (kind === RequestKind.Register) {
       this.observing = false;
       this.registered = false;
       this.host.counters.registrationFailures++;
-      this.host.onRegistered(this, { device: this.id, code: 'timeout', observing: false, sentAt: o.sentAt, at: this.host.now() });
+      this.host.onRegistered(this, { device: this.id, code: 'timeout', observing: false, sentAt, at: this.host.now() });
       this.settledRegistration(false);
       this.retryRegisterLater();
-    } else if (o.kind === RequestKind.Block) {
+    } else if (kind === RequestKind.Block) {
       this.asm = null;
     }
     this.pump();
@@ -601,4 +677,9 @@ function tokenBytes(token: number): Buffer {
   const b = Buffer.allocUnsafe(2);
   b.writeUInt16BE(token, 0);
   return b;
+}
+
+/** A Block2 value (RFC 7959 §2.2), as protocol/coap.ts's readBlock reads it. */
+function readBlockValue(n: number): { readonly num: number; readonly more: boolean; readonly szx: number } {
+  return { num: Math.floor(n / 16), more: (n & 0x08) !== 0, szx: n & 0x07 };
 }

@@ -13,12 +13,11 @@
 import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
 import { AckStatus } from '../protocol/ack.ts';
-import type { CoapMessage } from '../protocol/coap.ts';
 import { bindAddressFor, parseHubAddress, resolveHub } from './address.ts';
 import type { HubAddress } from './address.ts';
 import { monoNow } from './clock.ts';
 import { SimDevice, TimerKind, newCounters } from './device.ts';
-import type { AckedEvent, DeviceHost, NotifiedEvent, RegisteredEvent, SimCounters } from './device.ts';
+import type { AckedEvent, DeviceHost, Inbound, NotifiedEvent, RegisteredEvent, SimCounters } from './device.ts';
 import { TimerWheel } from '../hub/coap/timer-wheel.ts';
 import { DEVICE_ID_PATTERN } from '../protocol/paths.ts';
 
@@ -85,9 +84,12 @@ export class Simulator implements DeviceHost {
   private lastSettledAt = 0;
   private waiting: Array<() => void> = [];
   private stopped = false;
-  /** Notifications read and ACKed, waiting for their device to handle them (see DeviceHost.defer). */
-  private deferredQueue: Array<{ readonly d: SimDevice; readonly msg: CoapMessage; readonly at: number }> = [];
+  /** Notifications read and ACKed, waiting for their device to handle them (see DeviceHost.defer): devices and messages side by side. */
+  private deferredDevices: SimDevice[] = [];
+  private deferredMessages: Inbound[] = [];
   private drainScheduled = false;
+  /** Created once: a closure made per burst would cost an allocation (and, under tsx, a defineProperty) each time. */
+  private readonly drainDeferred = (): void => this.drain();
   readonly random: () => number;
 
   constructor(private readonly opts: SimOptions) {
@@ -232,17 +234,27 @@ export class Simulator implements DeviceHost {
     if (!this.stopped) this.timer.schedule(Math.max(0, delayMs), { d, kind, gen });
   }
 
-  defer(d: SimDevice, msg: CoapMessage, at: number): void {
-    this.deferredQueue.push({ d, msg, at });
+  defer(d: SimDevice, msg: Inbound): void {
+    this.deferredDevices.push(d);
+    this.deferredMessages.push(msg);
     if (this.drainScheduled) return;
     this.drainScheduled = true;
     // setImmediate runs after the poll phase: every datagram already readable is read (and ACKed) first.
-    setImmediate(() => {
-      this.drainScheduled = false;
-      const list = this.deferredQueue;
-      this.deferredQueue = [];
-      for (const x of list) x.d.deferred(x.msg, x.at);
-    });
+    setImmediate(this.drainDeferred);
+  }
+
+  private drain(): void {
+    this.drainScheduled = false;
+    const devices = this.deferredDevices;
+    const messages = this.deferredMessages;
+    // Two arrays per burst of datagrams, not an entry object per notification.
+    this.deferredDevices = [];
+    this.deferredMessages = [];
+    for (let i = 0; i < devices.length; i++) {
+      const d = devices[i];
+      const m = messages[i];
+      if (d && m) d.deferred(m);
+    }
   }
 
   onRegistered(_d: SimDevice, e: RegisteredEvent): void {
