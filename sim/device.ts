@@ -79,6 +79,8 @@ export interface SimCounters {
   badSnapshots: number;
   /** Ack POSTs sent (first transmissions). */
   acksSent: number;
+  /** Snapshots applied whose ack POST was withheld (the simulator's ackStatus is null). */
+  acksWithheld: number;
   /** Ack POSTs answered 2.04. */
   acksAnswered: number;
   /** Ack POSTs answered with another code. */
@@ -113,6 +115,7 @@ export function newCounters(): SimCounters {
     applied: 0,
     badSnapshots: 0,
     acksSent: 0,
+    acksWithheld: 0,
     acksAnswered: 0,
     ackErrors: 0,
     blockRequests: 0,
@@ -160,7 +163,8 @@ export interface AckedEvent {
 /** What a device needs from its simulator. */
 export interface DeviceHost {
   readonly counters: SimCounters;
-  readonly ackStatus: AckStatus;
+  /** The status every ack reports; null: apply, but send no ack POST. */
+  readonly ackStatus: AckStatus | null;
   random(): number;
   now(): number;
   send(d: SimDevice, bytes: Buffer): void;
@@ -513,12 +517,16 @@ export class SimDevice {
       this.request(RequestKind.Block, blockRequest(this.id, this.mid(), tokenBytes(token), a.next, a.szx), a.gen, 0, token);
     } else if (this.ackWaiting) {
       this.ackWaiting = false;
+      const status = this.host.ackStatus;
+      if (status === null) {
+        this.host.counters.acksWithheld++;
+        return;
+      }
       const token = this.token();
       this.host.counters.acksSent++;
       const version = this.ackVersion;
       const hash = this.ackHash;
       const incarnation = this.ackIncarnation;
-      const status = this.host.ackStatus;
       const mid = this.mid();
       const bytes =
         hash.length === HASH_BYTES && incarnation.length === HASH_BYTES

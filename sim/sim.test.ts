@@ -164,3 +164,34 @@ test('sim - devices re-register before Max-Age runs out, with their ETag, and ke
     await rm(dir2, { recursive: true, force: true });
   }
 });
+
+test('sim - with ackStatus null devices apply but send no ack; the hub shows them pending until acks resume', async () => {
+  const ids = ['sim-q1', 'sim-q2', 'sim-q3'];
+  for (const id of ids) await addDevice(hub.core, { actor: 'test' }, { id, values: { n: 1 } });
+  const coapPort = hub.coapPort;
+  assert.ok(coapPort !== null);
+  const sim = new Simulator({ hub: `127.0.0.1:${coapPort}`, ackStatus: null });
+  try {
+    const applied = new Map<string, number>();
+    sim.on('notified', (e: NotifiedEvent) => {
+      if (e.applied) applied.set(e.device, e.version);
+    });
+    await sim.start(ids);
+    await sim.registration();
+    await waitFor('three registrations applied', () => applied.size === 3);
+    await setValues(hub.core, { actor: 'test' }, { device: 'sim-q1' }, { n: 2 }, false);
+    const v2 = hub.core.state.snapshots.get('sim-q1')?.snapshot.version;
+    await waitFor('the change applied', () => applied.get('sim-q1') === v2);
+    await waitFor('devices idle', () => sim.stats().idle === 3);
+    assert.equal(sim.counters.acksSent, 0);
+    assert.equal(sim.counters.acksWithheld, 4, 'three registrations and one change');
+    assert.equal(hub.core.state.reports.get('sim-q1')?.appliedVersion ?? null, null, 'the hub never heard of it');
+    sim.ackStatus = 0;
+    await setValues(hub.core, { actor: 'test' }, { device: 'sim-q1' }, { n: 3 }, false);
+    const v3 = hub.core.state.snapshots.get('sim-q1')?.snapshot.version;
+    await waitFor('the ack of the next change recorded', () => hub.core.state.reports.get('sim-q1')?.appliedVersion === v3);
+    assert.equal(sim.counters.acksSent, 1);
+  } finally {
+    await sim.stop();
+  }
+});

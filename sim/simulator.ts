@@ -28,8 +28,11 @@ export interface SimOptions {
   readonly bind?: string;
   /** SO_RCVBUF per socket; the kernel default when left out (a device receives a few datagrams at a time). */
   readonly receiveBufferBytes?: number;
-  /** The status every ack reports (default applied). */
-  readonly ackStatus?: AckStatus;
+  /**
+   * The status every ack reports (default applied); null: devices apply snapshots but send no ack POST
+   * (a benchmark measuring the notification path alone). May be changed while running.
+   */
+  readonly ackStatus?: AckStatus | null;
   /** Registrations in flight at once while devices start (default 200). */
   readonly startWindow?: number;
   readonly random?: () => number;
@@ -69,7 +72,8 @@ type Listener<K extends keyof SimEventMap> = (e: SimEventMap[K]) => void;
 
 export class Simulator implements DeviceHost {
   readonly counters: SimCounters = newCounters();
-  readonly ackStatus: AckStatus;
+  /** See SimOptions.ackStatus; devices read it each time they would send an ack. */
+  ackStatus: AckStatus | null;
   private readonly devices: SimDevice[] = [];
   private readonly sockets: Socket[] = [];
   private readonly ids = new Set<string>();
@@ -93,7 +97,7 @@ export class Simulator implements DeviceHost {
   readonly random: () => number;
 
   constructor(private readonly opts: SimOptions) {
-    this.ackStatus = opts.ackStatus ?? AckStatus.Applied;
+    this.ackStatus = opts.ackStatus === undefined ? AckStatus.Applied : opts.ackStatus;
     this.random = opts.random ?? Math.random;
     this.timer = new TimerWheel(10, 512, (t) => {
       if (!this.stopped) t.d.onTimer(t.kind, t.gen);

@@ -10,6 +10,7 @@ import { median, round } from '../lib/stats.ts';
 import { udpCounters, udpDelta } from '../lib/udp-snmp.ts';
 import { scratchDir } from '../store/fixtures.ts';
 import { BENCH_GROUP, WARM_GROUP, benchId, warmId } from './fixtures.ts';
+import { notifyCpuMethod, runNotifyCpu } from './notify-cpu.ts';
 import { HubProcess, SimProcess, quiesce } from './procs.ts';
 import type { FanoutReport } from './sim-process.ts';
 
@@ -21,6 +22,8 @@ export interface FanoutOptions {
   readonly warmDevices: number;
   readonly warmChanges: number;
   readonly keepaliveS: number;
+  /** Fan-outs after the timed ones in which devices send no ack POST: the hub's CPU per notification incl. its ACK. */
+  readonly notifyRepeats: number;
   /** Write a CPU profile of the hub over the fan-outs of the largest size here. */
   readonly profile?: string;
   /** The same for the simulator process. */
@@ -34,6 +37,7 @@ export const fanoutOptions = (quick: boolean, keepaliveS: number, profile: strin
   warmDevices: quick ? 50 : 100,
   warmChanges: 3,
   keepaliveS,
+  notifyRepeats: quick ? 3 : 5,
   ...(profile ? { profile } : {}),
   ...(simProfile ? { simProfile } : {}),
 });
@@ -56,9 +60,10 @@ export function fanoutMethod(o: FanoutOptions): string[] {
     `  replies), divided by N. UDP drops: /proc/net/snmp Udp RcvbufErrors (and InErrors) over the same window, machine-wide.`,
     `  The hub's CPU is also split at the commit (its CPU reading is taken with the commit stamp). For context, the hub process`,
     `  records when it called dgram send() for each notification (hubFirst/LastSendCallMs; for an unconnected socket Node`,
-    `  sends in the next tick). Retransmissions: hub /metrics henge_coap_retransmissions and the simulator's own CON`,
+    `  sends within that call). Retransmissions: hub /metrics henge_coap_retransmissions and the simulator's own CON`,
     `  retransmissions. The simulator reads and ACKs every ready datagram before handling the snapshots (setImmediate), so a`,
     `  device's notified time is not delayed by other devices' decode and ack POST. Median and max over the ${o.repeats} fan-outs.`,
+    ...notifyCpuMethod(o.notifyRepeats),
   ];
 }
 
@@ -200,6 +205,7 @@ async function runSize(n: number, o: FanoutOptions, profile: string | undefined,
       await sim.profileStop(simProfile);
       progress('fanout', `simulator CPU profile of the N=${fmt(n)} fan-outs: ${simProfile}`);
     }
+    const notifyOnly = await runNotifyCpu(hub, sim, n, o.notifyRepeats);
     const simStats = await sim.stats();
     return {
       devices: n,
@@ -222,6 +228,7 @@ async function runSize(n: number, o: FanoutOptions, profile: string | undefined,
       hubCpuMs: stat(reps, (r) => r.hubCpuMs),
       hubCpuToCommitMs: stat(reps, (r) => r.hubCpuToCommitMs),
       hubCpuAfterCommitUsPerNotification: stat(reps, (r) => r.hubCpuAfterCommitUsPerNotification, 1),
+      notifyOnly,
       simCpuUsPerDevice: stat(reps, (r) => (r.simCpuMs * 1000) / n, 1),
       hubMemory: {
         rssPerDeviceBytes: Math.round((mem1.rssBytes - mem0.rssBytes) / n),

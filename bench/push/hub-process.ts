@@ -53,8 +53,8 @@ export interface CommitStamp {
 
 /**
  * When this process handed each confirmable 2.xx (a notification) to a UDP socket: dgram's send() is
- * wrapped, and the time of the call is kept. The datagram itself leaves a little later: for a socket
- * that is not connected, Node sends in process.nextTick, after the code calling send() has returned.
+ * wrapped, and the time of the call is kept (the hub's socket resolves IP literals at once, so the
+ * datagram leaves within that call).
  */
 const notificationSends: number[] = [];
 const MAX_SENDS = 200_000;
@@ -67,6 +67,16 @@ DgramSocket.prototype.send = function send(this: DgramSocket, ...args: unknown[]
   }
   Reflect.apply(originalSend, this, args);
 } as unknown as typeof originalSend;
+
+/**
+ * When the hub's notifications in flight fell to 0, with its CPU then: the moment it had read the CoAP
+ * ACK of every notification of a fan-out. The registry's `acknowledged` is wrapped for it.
+ */
+export interface DrainStamp {
+  readonly at: number;
+  readonly cpuUs: number;
+}
+const drains: DrainStamp[] = [];
 
 let hub: RunningHub | undefined;
 let closing: Promise<void> | undefined;
@@ -141,6 +151,17 @@ async function start(data: string, devices: number, warmDevices: number, keepali
   };
   const coap = hub.coap;
   if (!coap) throw new Error('the hub has no CoAP endpoint');
+  const registry = coap.registry;
+  const acknowledged = registry.acknowledged.bind(registry);
+  registry.acknowledged = (peer, mid): boolean => {
+    const settled = acknowledged(peer, mid);
+    if (settled && registry.inflight === 0) {
+      if (drains.length >= MAX_STAMPS) drains.splice(0, MAX_STAMPS / 2);
+      const cpu = process.cpuUsage();
+      drains.push({ at: monoNow(), cpuUs: cpu.user + cpu.system });
+    }
+    return settled;
+  };
   sendToParent({
     type: 'ready',
     url: hub.url,
@@ -180,6 +201,7 @@ process.on('message', (m: unknown) => {
     sendToParent({
       type: 'commits',
       list: stamps.filter((s) => s.at >= since),
+      drains: drains.filter((d) => d.at >= since),
       notificationSends: { count: sends.length, first: sends[0] ?? null, last: sends[sends.length - 1] ?? null },
     });
   } else if (isMessage(m, 'profile-start')) {

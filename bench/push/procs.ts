@@ -5,7 +5,8 @@ import { JsonClient } from '../lib/http-json.ts';
 import { httpGet } from '../lib/http.ts';
 import { spawnTsWith } from '../lib/spawn.ts';
 import { parsePromValue } from '../lib/stats.ts';
-import type { CommitStamp, HubStats } from './hub-process.ts';
+import type { AckStatus } from '../../protocol/ack.ts';
+import type { CommitStamp, DrainStamp, HubStats } from './hub-process.ts';
 import type { FanoutReport } from './sim-process.ts';
 
 const HUB_FILE = new URL('./hub-process.ts', import.meta.url).pathname;
@@ -80,7 +81,7 @@ export class HubProcess {
   }
 
   /** Durable batches after `since`, and the first and last notification this hub handed to its socket. */
-  commitsAndSends(since: number): Promise<{ list: CommitStamp[]; notificationSends: { count: number; first: number | null; last: number | null } }> {
+  commitsAndSends(since: number): Promise<{ list: CommitStamp[]; drains: DrainStamp[]; notificationSends: { count: number; first: number | null; last: number | null } }> {
     return ask(this.child, { type: 'commits', since }, 'commits', 30_000);
   }
 
@@ -151,11 +152,16 @@ export class SimProcess {
     return ask<Started>(this.child, { type: 'start', name, hub, ids }, 'started', 300_000);
   }
 
-  /** Arms the fan-out collector; resolves once armed, with the promise of its report. */
-  async arm(name: string, id: number, expect: number): Promise<{ report: Promise<FanoutReport> }> {
+  /** Arms the fan-out collector; resolves once armed, with the promise of its report. Without `acks` the report comes once all are notified. */
+  async arm(name: string, id: number, expect: number, acks = true): Promise<{ report: Promise<FanoutReport> }> {
     const report = nextMessage(this.child, (m) => (isMessage(m, 'fanout') && m['id'] === id ? (m as unknown as FanoutReport) : undefined), 60_000);
-    await ask(this.child, { type: 'arm', name, id, expect }, 'armed', 30_000);
+    await ask(this.child, { type: 'arm', name, id, expect, acks }, 'armed', 30_000);
     return { report };
+  }
+
+  /** The status simulator `name`'s devices ack with; null: they apply but send no ack POST. */
+  async ackStatus(name: string, status: AckStatus | null): Promise<void> {
+    await ask(this.child, { type: 'ack-status', name, status }, 'ack-status', 30_000);
   }
 
   /** Streams every answered ack of simulator `name` to `onAck`. */

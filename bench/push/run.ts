@@ -90,14 +90,19 @@ function verdicts(results: Json, quick: boolean): Json {
   if (at && n !== undefined) {
     const notified = num(at, 'fromCommit', 'allNotifiedMs', 'median');
     const acked = num(at, 'fromCommit', 'allAckedMs', 'median');
-    const cpu = num(at, 'hubCpuUsPerNotification', 'median');
+    const cpu = num(at, 'notifyOnly', 'hubCpuUsPerNotificationInclAck', 'median');
     const mem = num(at, 'hubMemory', 'rssPerDeviceBytes');
     const drops = num(at, 'udpRcvbufErrors', 'max');
     const retrans = num(at, 'hubRetransmissions', 'max') + num(at, 'simRetransmissions', 'max');
     out['devices'] = n;
     out['allNotified'] = { target: '<= 60 ms from the commit (median)', measured: notified, met: judge(n === 5000 && notified <= 60) };
     out['allAcked'] = { target: '<= 150 ms from the commit (median)', measured: acked, met: judge(n === 5000 && acked <= 150) };
-    out['hubCpuPerNotification'] = { target: '<= 25 µs (median)', measured: cpu, met: judge(cpu <= 25) };
+    out['hubCpuPerNotification'] = {
+      target: '<= 25 µs incl. its ACK (median of the notify-only fan-outs)',
+      measured: cpu,
+      allIncludedUs: num(at, 'hubCpuUsPerNotification', 'median'),
+      met: judge(cpu <= 25),
+    };
     out['hubMemoryPerDevice'] = { target: '<= 2048 bytes RSS', measured: mem, met: judge(mem <= 2048) };
     out['udpDrops'] = { target: '0 RcvbufErrors (max over fan-outs)', measured: drops, met: judge(drops === 0) };
     out['retransmissions'] = { target: '0 (hub + sim, max over fan-outs)', measured: retrans, met: judge(retrans === 0) };
@@ -149,7 +154,8 @@ function summary(results: Json, v: Json): string[] {
     out.push(
       `b) N=${fmt(Number(n))}: commit → all notified ${num(r, 'fromCommit', 'allNotifiedMs', 'median')} ms (max ${num(r, 'fromCommit', 'allNotifiedMs', 'max')}), ` +
         `all acked ${num(r, 'fromCommit', 'allAckedMs', 'median')} ms (max ${num(r, 'fromCommit', 'allAckedMs', 'max')}); from the API call ` +
-        `${num(r, 'fromApiCall', 'allNotifiedMs', 'median')} / ${num(r, 'fromApiCall', 'allAckedMs', 'median')} ms; hub ${num(r, 'hubCpuUsPerNotification', 'median')} µs CPU/notification, ` +
+        `${num(r, 'fromApiCall', 'allNotifiedMs', 'median')} / ${num(r, 'fromApiCall', 'allAckedMs', 'median')} ms; hub CPU per notification ` +
+        `${num(r, 'notifyOnly', 'hubCpuUsPerNotificationInclAck', 'median')} µs incl. its ACK, ${num(r, 'hubCpuUsPerNotification', 'median')} µs with everything (HTTP, recompute, ack POSTs), ` +
         `${fmt(num(r, 'hubMemory', 'rssPerDeviceBytes'))} B RSS/device; RcvbufErrors max ${num(r, 'udpRcvbufErrors', 'max')}; retransmissions hub ${num(r, 'hubRetransmissions', 'max')} / sim ${num(r, 'simRetransmissions', 'max')} (max)`,
     );
   }

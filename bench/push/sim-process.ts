@@ -5,13 +5,16 @@
  *
  * IPC with bench/push/run.ts:
  *   parent → { type: 'start', name, hub, ids }    child → { type: 'started', name, registration, openFiles, rss/heap before and after }
- *   parent → { type: 'arm', name, id, expect }    child → { type: 'armed', id }, later { type: 'fanout', ...FanoutReport }
+ *   parent → { type: 'arm', name, id, expect, acks }  child → { type: 'armed', id }, later { type: 'fanout', ...FanoutReport }
+ *                                                 (acks false: the report comes once all `expect` are notified)
+ *   parent → { type: 'ack-status', name, status } child → { type: 'ack-status' }  (status null: apply, send no ack POST)
  *   parent → { type: 'stream', name, on }         child → { type: 'ack', version, notifiedAt, sentAt, at, code } per ack answered
  *   parent → { type: 'stats' }                    child → { type: 'stats', counters, cpuUs, rssBytes, idle, devices }
  *   parent → { type: 'stop', name, deregister }   child → { type: 'stopped', name }
  *   parent → { type: 'profile-start' }, later { type: 'profile-stop', file }   (a CPU profile of the span)
  */
 import { performance } from 'node:perf_hooks';
+import type { AckStatus } from '../../protocol/ack.ts';
 import { Simulator } from '../../sim/index.ts';
 import type { AckedEvent, NotifiedEvent, SimCounters } from '../../sim/index.ts';
 import { isMessage, sendToParent } from '../lib/child.ts';
@@ -38,6 +41,8 @@ interface Armed {
   readonly id: number;
   readonly sim: string;
   readonly expect: number;
+  /** Wait for the acks too (else report once all are notified). */
+  readonly acks: boolean;
   readonly seen: Map<string, { version: number; acked: boolean }>;
   notified: number;
   acked: number;
@@ -92,6 +97,7 @@ function onNotified(name: string, e: NotifiedEvent): void {
   a.notified++;
   if (a.notified === 1) a.first = e.at;
   if (e.at > a.last) a.last = e.at;
+  if (!a.acks && a.notified === a.expect) report(a, true);
 }
 
 function onAcked(name: string, e: AckedEvent): void {
@@ -176,6 +182,7 @@ process.on('message', (m: unknown) => {
         id,
         sim: name,
         expect,
+        acks: m['acks'] !== false,
         seen: new Map(),
         notified: 0,
         acked: 0,
@@ -190,6 +197,10 @@ process.on('message', (m: unknown) => {
       };
       armed = a;
       sendToParent({ type: 'armed', id });
+    } else if (isMessage(m, 'ack-status')) {
+      const status = m['status'];
+      mustSim(String(m['name'])).ackStatus = status === null ? null : (Number(status) as AckStatus);
+      sendToParent({ type: 'ack-status' });
     } else if (isMessage(m, 'stream')) {
       const name = String(m['name']);
       if (m['on'] === true) streaming.add(name);
