@@ -9,9 +9,11 @@ import {
   MAX_TELEMETRY_ENTRIES,
   PayloadDecodeError,
   decodeAck,
+  decodeAckGeneral,
   decodeTelemetry,
   encodeAck,
   encodeTelemetry,
+  scanAck,
 } from './ack.ts';
 import type { Ack } from './ack.ts';
 import type { ConfigValue } from './snapshot.ts';
@@ -340,5 +342,46 @@ test('ack - a long message is cut to 256 UTF-8 bytes without splitting a charact
     assert.ok(Buffer.byteLength(back.message ?? '') <= 256);
     assert.ok(message.startsWith(back.message ?? 'x'));
     assert.ok(!/\uFFFD/.test(back.message ?? ''));
+  }
+});
+
+test('ack - the in-place scan answers the usual layouts, with the full decoder\'s answer, and leaves the rest to it', () => {
+  const usual: Ack[] = [];
+  for (const version of [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1]) {
+    for (const status of [AckStatus.Applied, AckStatus.Rejected, AckStatus.Failed, AckStatus.Reverted]) {
+      usual.push({ version, status }, { version, status, hash: HASH }, { version, status, incarnation: INCARNATION }, { version, status, hash: HASH, incarnation: INCARNATION });
+    }
+  }
+  for (const ack of usual) {
+    const bytes = encodeAck(ack);
+    const scanned = scanAck(bytes);
+    assert.ok(scanned, `scanned ${hex(bytes)}`);
+    assert.deepEqual(scanned, decodeAckGeneral(bytes));
+    // From a Buffer (a datagram's payload): copies, never views of it.
+    const fromBuffer = scanAck(Buffer.from(bytes));
+    if (fromBuffer?.hash) assert.equal(Object.getPrototypeOf(fromBuffer.hash), Uint8Array.prototype);
+  }
+  // Left to the full decoder: a message, 2^32 and more, a repeated key, keys out of range, trailing bytes.
+  const others = [
+    encodeAck({ version: 1, status: 0, message: 'x' }),
+    encodeAck({ version: 2 ** 32, status: 0 }),
+    unhex('a3 01 01 02 00 01 02'),
+    unhex('a2 01 01 06 00'),
+    Uint8Array.of(...encodeAck({ version: 1, status: 0 }), 0),
+    unhex('a2 01 01 02 04'),
+  ];
+  for (const bytes of others) assert.equal(scanAck(bytes), undefined, hex(bytes));
+  // Damaged copies: whenever the scan answers, the full decoder accepts the same bytes with the same ack.
+  let seed = 7;
+  const rand = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  for (const ack of usual) {
+    const good = encodeAck(ack);
+    for (let k = 0; k < 40; k++) {
+      const bad = Uint8Array.from(good);
+      bad[Math.floor(rand() * bad.length)] = Math.floor(rand() * 256);
+      const cut = rand() < 0.3 ? bad.subarray(0, Math.floor(rand() * bad.length)) : bad;
+      const scanned = scanAck(cut);
+      if (scanned) assert.deepEqual(scanned, decodeAckGeneral(cut), hex(cut));
+    }
   }
 });

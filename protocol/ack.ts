@@ -82,7 +82,69 @@ function fixedBytes(v: unknown, size: number, name: string): Uint8Array | undefi
   return new Uint8Array(v);
 }
 
+/**
+ * The common ack read in place: a definite map of 2 to 4 entries with integer keys 1, 2, 4, 5 (no
+ * message), each once, as devices encode it. Anything else (a message, another layout, an error) gives
+ * undefined and is left to the full decoder, which decides; ack.test.ts compares the two.
+ */
+export function scanAck(b: Uint8Array): Ack | undefined {
+  const n = b.length;
+  const head = b[0] ?? 0;
+  if (head >> 5 !== 5) return undefined;
+  const count = head & 0x1f;
+  if (count < 2 || count > 4) return undefined;
+  let at = 1;
+  let seen = 0;
+  let version = -1;
+  let status = -1;
+  let hash: Uint8Array | undefined;
+  let incarnation: Uint8Array | undefined;
+  for (let i = 0; i < count; i++) {
+    const key = b[at++];
+    if (key === undefined || key < 1 || key > 5 || key === AckKey.message || seen & (1 << key)) return undefined;
+    seen |= 1 << key;
+    const h = b[at] ?? 0xff;
+    if (key === AckKey.version || key === AckKey.status) {
+      if (h >> 5 !== 0) return undefined;
+      const ai = h & 0x1f;
+      let v: number;
+      if (ai < 24) {
+        v = ai;
+        at += 1;
+      } else if (ai === 24 && at + 1 < n) {
+        v = b[at + 1] ?? 0;
+        at += 2;
+      } else if (ai === 25 && at + 2 < n) {
+        v = ((b[at + 1] ?? 0) << 8) | (b[at + 2] ?? 0);
+        at += 3;
+      } else if (ai === 26 && at + 4 < n) {
+        v = (b[at + 1] ?? 0) * 0x100_0000 + (((b[at + 2] ?? 0) << 16) | ((b[at + 3] ?? 0) << 8) | (b[at + 4] ?? 0));
+        at += 5;
+      } else return undefined;
+      if (key === AckKey.version) version = v;
+      else status = v;
+    } else {
+      if (h !== (0x40 | HASH_BYTES) || at + 1 + HASH_BYTES > n) return undefined;
+      // A copy, as a plain Uint8Array: never a view of the datagram.
+      const bytes = new Uint8Array(b.subarray(at + 1, at + 1 + HASH_BYTES));
+      if (key === AckKey.hash) hash = bytes;
+      else incarnation = bytes;
+      at += 1 + HASH_BYTES;
+    }
+  }
+  if (at !== n || version < 0 || status < 0 || status > AckStatus.Reverted) return undefined;
+  const ack: { version: number; status: AckStatus; hash?: Uint8Array; incarnation?: Uint8Array } = { version, status: status as AckStatus };
+  if (hash) ack.hash = hash;
+  if (incarnation) ack.incarnation = incarnation;
+  return ack;
+}
+
 export function decodeAck(bytes: Uint8Array): Ack {
+  return scanAck(bytes) ?? decodeAckGeneral(bytes);
+}
+
+/** The full decoder (cbor-x, then the checks): every layout, and the errors. */
+export function decodeAckGeneral(bytes: Uint8Array): Ack {
   const m = decodeMap(bytes, 'ack');
   const version = asUint(m.get(AckKey.version));
   if (version === undefined) throw new PayloadDecodeError('ack version must be an unsigned integer');

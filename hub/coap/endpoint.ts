@@ -87,7 +87,7 @@ export class CoapEndpoint {
   };
   readonly registry: ObserveRegistry;
   private readonly acks: AckBatcher;
-  private readonly answered = new Map<string, { bytes: Buffer | null; at: number }>();
+  private readonly answered = new Map<string, { bytes: Buffer | null; readonly at: number }>();
   /** Recent registration endpoints per device, for duplicate-identity detection. */
   private readonly recentEndpoints = new Map<string, Array<{ endpoint: string; at: number }>>();
   private readonly unsubscribe: () => void;
@@ -346,6 +346,12 @@ export class CoapEndpoint {
   }
 
   private remember(key: string, bytes: Buffer | null): void {
+    // The answer to a request kept pending until it was ready (an ack waiting for its commit): fill it in.
+    const pending = this.answered.get(key);
+    if (pending && pending.bytes === null && bytes !== null) {
+      pending.bytes = bytes;
+      return;
+    }
     if (this.answered.size >= DEDUP_MAX) {
       // Oldest first (a Map keeps insertion order): drop a tenth, expired or not.
       let drop = Math.ceil(DEDUP_MAX / 10);
