@@ -37,6 +37,8 @@ export interface CoapCounters {
   malformed: number;
   badRequests: number;
   notFound: number;
+  /** Requests for another device than the DTLS identity that sent them (4.03). */
+  forbidden: number;
   notificationsSent: number;
   retransmissions: number;
   acksReceived: number;
@@ -78,6 +80,7 @@ export class CoapEndpoint {
     malformed: 0,
     badRequests: 0,
     notFound: 0,
+    forbidden: 0,
     notificationsSent: 0,
     retransmissions: 0,
     acksReceived: 0,
@@ -190,6 +193,11 @@ export class CoapEndpoint {
     this.reply(dedupKey, plainResponse(ex, code, Buffer.from(why)), to);
   }
 
+  private forbid(dedupKey: string | null, ex: Exchange, to: Peer): void {
+    this.counters.forbidden++;
+    this.reply(dedupKey, plainResponse(ex, '4.03', Buffer.from('only your own device')), to);
+  }
+
   private handle(msg: CoapMessage, from: Peer): void {
     if (msg.code === '0.00') {
       if (msg.ack) this.registry.acknowledged(from, msg.messageId);
@@ -219,9 +227,13 @@ export class CoapEndpoint {
     const path = uriPath(msg);
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') {
       if (msg.code !== Method.Get) return this.refuse(dedupKey, ex, from, '4.05', 'GET only');
-      return this.reply(dedupKey, this.wellKnown(ex, uriQuery(msg).get('d')), from);
+      const d = uriQuery(msg).get('d');
+      if (d !== undefined && from.identity !== undefined && d !== from.identity) return this.forbid(dedupKey, ex, from);
+      return this.reply(dedupKey, this.wellKnown(ex, d), from);
     }
     const target = parseDevicePath(path);
+    // Under DTLS a device may touch only its own resources (docs/protocol.md, "Security").
+    if (target && from.identity !== undefined && target.device !== from.identity) return this.forbid(dedupKey, ex, from);
     if (!target || !this.core.state.devices.has(target.device)) {
       this.counters.notFound++;
       return this.reply(dedupKey, plainResponse(ex, '4.04'), from);

@@ -6,6 +6,8 @@
 export interface Peer {
   readonly address: string;
   readonly port: number;
+  /** The identity the peer proved (its DTLS PSK identity, a device id); absent on plain CoAP. */
+  readonly identity?: string;
 }
 
 export interface DatagramTransport {
