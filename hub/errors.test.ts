@@ -15,6 +15,7 @@ import {
   SchemaConflictError,
   SchemaViolationError,
   StoreLockedError,
+  KeystoreError,
   StoreUnavailableError,
   UnauthorizedError,
   UnsupportedMediaTypeError,
@@ -42,6 +43,7 @@ const EXPECTED: ReadonlyArray<readonly [ErrorClass, string, number]> = [
   [LastTokenError, 'HENGE_E_LAST_TOKEN', 409],
   [StoreUnavailableError, 'HENGE_E_STORE_UNAVAILABLE', 503],
   [StoreLockedError, 'HENGE_E_STORE_LOCKED', 503],
+  [KeystoreError, 'HENGE_E_KEYSTORE', 500],
   [InternalError, 'HENGE_E_INTERNAL', 500],
 ];
 
@@ -64,6 +66,7 @@ test('errors - the list of error codes is pinned (a rename is a visible break)',
       LastToken: 'HENGE_E_LAST_TOKEN',
       StoreUnavailable: 'HENGE_E_STORE_UNAVAILABLE',
       StoreLocked: 'HENGE_E_STORE_LOCKED',
+      Keystore: 'HENGE_E_KEYSTORE',
       Internal: 'HENGE_E_INTERNAL',
     },
   );

@@ -19,6 +19,7 @@ export const ErrorCode = {
   LastToken: 'HENGE_E_LAST_TOKEN',
   StoreUnavailable: 'HENGE_E_STORE_UNAVAILABLE',
   StoreLocked: 'HENGE_E_STORE_LOCKED',
+  Keystore: 'HENGE_E_KEYSTORE',
   Internal: 'HENGE_E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -127,6 +128,12 @@ export class LastTokenError extends HengeError {
 }
 
 /** The store refused a write (disk full, I/O error, closed). Nothing of the command was kept. */
+/** The device keystore cannot be read (a master key others can read, a key that does not decrypt). */
+export class KeystoreError extends HengeError {
+  readonly code = ErrorCode.Keystore;
+  readonly status = 500;
+}
+
 export class StoreUnavailableError extends HengeError {
   readonly code = ErrorCode.StoreUnavailable;
   readonly status = 503;

@@ -8,7 +8,9 @@ import { createApi } from './api/server.ts';
 import { createMetrics } from './api/metrics.ts';
 import { DEFAULT_KEEPALIVE_S, DeviceRuntime, HubCore, createToken } from './domain/index.ts';
 import { CoapEndpoint } from './coap/endpoint.ts';
+import { DtlsTransport } from './coap/dtls-transport.ts';
 import { UdpTransport, WANTED_RECEIVE_BUFFER } from './coap/udp-transport.ts';
+import { Keystore } from './security/keystore.ts';
 import { LevelStore } from './store/level-store.ts';
 
 import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_DATA_DIR } from './defaults.ts';
@@ -29,6 +31,18 @@ export interface HubOptions {
     /** Advertise the endpoint over mDNS/DNS-SD (docs/protocol.md, "Discovery"). Off unless asked. */
     readonly advertise?: boolean;
   };
+  /**
+   * The secure device endpoint: CoAP over DTLS 1.2 with per-device pre-shared keys (docs/security.md).
+   * Opens the keystore of the data folder; adding a device then issues its key. Off unless given.
+   */
+  readonly coaps?: {
+    readonly port: number;
+    readonly host?: string;
+    /** A handshake not done after this long is dropped (default 20 s). */
+    readonly handshakeMs?: number;
+    /** A session without traffic for this long is closed (default 10 min). */
+    readonly idleMs?: number;
+  };
 }
 
 export interface RunningHub {
@@ -42,6 +56,11 @@ export interface RunningHub {
   /** The CoAP endpoint, when started. */
   readonly coap: CoapEndpoint | null;
   readonly coapPort: number | null;
+  /** The coaps endpoint and its DTLS transport, when started. */
+  readonly coaps: CoapEndpoint | null;
+  readonly dtls: DtlsTransport | null;
+  readonly coapsPort: number | null;
+  readonly keystore: Keystore | null;
   readonly runtime: DeviceRuntime;
   /** The hub is advertised over mDNS. */
   readonly advertised: boolean;
@@ -86,11 +105,40 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     coap = new CoapEndpoint(transport, core, runtime, { keepaliveS: runtime.keepaliveS, ...(log ? { log } : {}) });
     metrics.bindCoap(coap);
   }
-  const app = await createApi(core, metrics, { runtime, ...(opts.logger ? { logger: opts.logger } : {}) });
+  let keystore: Keystore | null = null;
+  let dtls: DtlsTransport | null = null;
+  let coaps: CoapEndpoint | null = null;
+  const closeDevices = async (): Promise<void> => {
+    await coaps?.close();
+    await coap?.close();
+    await keystore?.close();
+  };
+  if (opts.coaps) {
+    try {
+      const ks = (keystore = await Keystore.open(dataDir));
+      dtls = await DtlsTransport.open({
+        port: opts.coaps.port,
+        ...(opts.coaps.host ? { host: opts.coaps.host } : {}),
+        // A removed device's key is gone from the keystore too; its identity then fails the handshake.
+        pskLookup: (identity) => (core.state.devices.has(identity) ? ks.pskFor(identity) : null),
+        ...(opts.coaps.handshakeMs !== undefined ? { handshakeMs: opts.coaps.handshakeMs } : {}),
+        ...(opts.coaps.idleMs !== undefined ? { idleMs: opts.coaps.idleMs } : {}),
+        onError: (err) => log?.warn({ err }, 'coaps socket error'),
+        ...(log ? { log } : {}),
+      });
+    } catch (err) {
+      await closeDevices();
+      await core.close();
+      throw err;
+    }
+    coaps = new CoapEndpoint(dtls, core, runtime, { keepaliveS: runtime.keepaliveS, ...(log ? { log } : {}) });
+    metrics.bindCoaps(coaps, dtls);
+  }
+  const app = await createApi(core, metrics, { runtime, ...(keystore ? { keystore } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
   try {
     await app.listen({ host: opts.host ?? DEFAULT_API_HOST, port: opts.port ?? DEFAULT_API_PORT });
   } catch (err) {
-    await coap?.close();
+    await closeDevices();
     await core.close();
     throw err;
   }
@@ -121,13 +169,17 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     startupMs: performance.now() - t0,
     coap,
     coapPort: coap?.port ?? null,
+    coaps,
+    dtls,
+    coapsPort: coaps?.port ?? null,
+    keystore,
     runtime,
     advertised: advertisement !== null,
     async close() {
       // Goodbyes first, so devices stop looking here before the endpoint goes.
       await advertisement?.stop();
       await app.close();
-      await coap?.close();
+      await closeDevices();
       await core.close();
     },
   };

@@ -8,6 +8,16 @@ import { schemaFields } from './values.ts';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
+/** The key banner: shown once, with what a device (or libcoap's client) needs. */
+function keyLines(id: string, key: string, keyId: string | undefined): string {
+  return [
+    `DTLS key of ${id} (shown once; the hub keeps it encrypted and never shows it again)${keyId ? ` [key id ${keyId}]` : ''}:`,
+    `  ${key}`,
+    `  PSK identity: ${id}; the key's text is the PSK, e.g. coap-client-openssl -u ${id} -k <key> coaps://<hub>/d/${id}/c`,
+    '',
+  ].join('\n');
+}
+
 export function registerDevice(program: Command): void {
   const device = program.command('device').description('add, list, show, label and remove devices');
 
@@ -29,9 +39,22 @@ export function registerDevice(program: Command): void {
         ...(o.schema ? { schema: o.schema } : {}),
         ...(o.set.length ? { values: parseAssignments(o.set, fields) } : {}),
       };
-      const r = await env.client.request<{ device: DeviceRecord; seq: number }>('POST', '/devices', body);
+      const r = await env.client.request<{ device: DeviceRecord; seq: number; key?: string; keyId?: string }>('POST', '/devices', body);
       if (env.json) printJson(r);
-      else process.stdout.write(`added device ${r.device.id} (log seq ${r.seq})\n`);
+      else {
+        process.stdout.write(`added device ${r.device.id} (log seq ${r.seq})\n`);
+        if (r.key) process.stdout.write(keyLines(r.device.id, r.key, r.keyId));
+      }
+    });
+
+  device
+    .command('key <id>')
+    .description('issue a new DTLS key for a device (shown once); the old key stops working at once')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const env = await commandEnv(cmd);
+      const r = await env.client.request<{ device: string; key: string; keyId: string }>('POST', `/devices/${encodeURIComponent(id)}/key`, {});
+      if (env.json) printJson(r);
+      else process.stdout.write(keyLines(r.device, r.key, r.keyId));
     });
 
   device

@@ -1,7 +1,7 @@
 /** `henge hub`: run the hub, or check its views against its log with --verify. */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_COAP_PORT, DEFAULT_DATA_DIR } from '../../hub/defaults.ts';
+import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_COAP_PORT, DEFAULT_COAPS_PORT, DEFAULT_DATA_DIR } from '../../hub/defaults.ts';
 import { HengeError } from '../../hub/errors.ts';
 import { configPath, readConfig, writeConfig } from '../config.ts';
 import { CliError, ExitCode } from '../exit.ts';
@@ -13,6 +13,8 @@ interface HubFlags {
   coapPort: string;
   coapHost: string;
   coap: boolean;
+  coapsPort: string;
+  coaps: boolean;
   mdns: boolean;
   keepalive: string;
   host: string;
@@ -67,12 +69,13 @@ async function run(flags: HubFlags): Promise<void> {
   const keepaliveS = Number(flags.keepalive);
   if (!Number.isInteger(keepaliveS) || keepaliveS < 5 || keepaliveS > 3600) throw new CliError(`--keepalive must be 5..3600 seconds, got ${flags.keepalive}`, ExitCode.Usage);
   const coap = flags.coap ? { port: parsePort(flags.coapPort), host: flags.coapHost, keepaliveS, advertise: flags.mdns } : undefined;
-  const hub = await startHub({ data: flags.data, host: flags.host, port: parsePort(flags.port), logger, ...(coap ? { coap } : {}) }).catch((err: unknown) => {
+  const coaps = flags.coaps ? { port: parsePort(flags.coapsPort), host: flags.coapHost } : undefined;
+  const hub = await startHub({ data: flags.data, host: flags.host, port: parsePort(flags.port), logger, ...(coap ? { coap } : {}), ...(coaps ? { coaps } : {}) }).catch((err: unknown) => {
     if (err instanceof HengeError) throw new CliError(err.message, ExitCode.Unavailable);
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
       throw new CliError(
-        `cannot listen on ${e.address ?? ''} port ${String(e.port ?? '')} (${e.code}): another program uses it, or the address is not this machine's; choose --port / --coap-port`,
+        `cannot listen on ${e.address ?? ''} port ${String(e.port ?? '')} (${e.code}): another program uses it, or the address is not this machine's; choose --port / --coap-port / --coaps-port`,
         ExitCode.Unavailable,
       );
     }
@@ -83,7 +86,8 @@ async function run(flags: HubFlags): Promise<void> {
     `henge hub ${meta?.hubId ?? ''} started in ${Math.round(hub.startupMs)} ms`,
     `  data: ${hub.dataDir}`,
     `  API:  ${hub.url}  (docs: ${hub.url}/docs)`,
-    hub.coapPort !== null ? `  CoAP: udp ${flags.coapHost} port ${hub.coapPort} (plain CoAP: device traffic is not encrypted yet)` : '  CoAP: off (--no-coap)',
+    hub.coapsPort !== null ? `  CoAPS: udp ${flags.coapHost} port ${hub.coapsPort} (DTLS 1.2, a pre-shared key per device)` : '  CoAPS: off (--no-coaps)',
+    hub.coapPort !== null ? `  CoAP: udp ${flags.coapHost} port ${hub.coapPort} (plain CoAP, not encrypted: the Node agent does not speak DTLS yet)` : '  CoAP: off (--no-coap)',
     `  mDNS: ${hub.advertised ? `advertised as henge-${meta?.hubId ?? ''} (_henge._sub._coap._udp)` : 'not advertised'}`,
   ];
   if (hub.firstToken) {
@@ -122,8 +126,10 @@ export function registerHub(program: Command): void {
     .option('--host <addr>', 'address the API listens on', DEFAULT_API_HOST)
     .option('--port <n>', 'API port (0 picks a free one)', String(DEFAULT_API_PORT))
     .option('--coap-port <n>', 'UDP port of the device endpoint (0 picks a free one)', String(DEFAULT_COAP_PORT))
-    .option('--coap-host <addr>', 'address of the device endpoint (:: is every IPv4 and IPv6 address)', '::')
-    .option('--no-coap', 'no device endpoint: API only')
+    .option('--coap-host <addr>', 'address of the device endpoints (:: is every IPv4 and IPv6 address)', '::')
+    .option('--no-coap', 'no plain CoAP device endpoint')
+    .option('--coaps-port <n>', 'UDP port of the DTLS device endpoint (0 picks a free one)', String(DEFAULT_COAPS_PORT))
+    .option('--no-coaps', 'no DTLS device endpoint (and no device keys are issued)')
     .option('--no-mdns', 'do not advertise the hub over mDNS/DNS-SD (devices then need --hub)')
     .option('--keepalive <seconds>', 'how often devices re-register; offline after three missed', '60')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (logs are JSON on stderr)', 'info')

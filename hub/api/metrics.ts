@@ -1,6 +1,7 @@
 /** Prometheus metrics for `/metrics`; one registry per hub so tests can run several hubs in a process. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HubCore, HubObserver } from '../domain/index.ts';
+import type { DtlsTransport } from '../coap/dtls-transport.ts';
 import type { CoapEndpoint } from '../coap/endpoint.ts';
 
 export interface HubMetrics {
@@ -10,6 +11,8 @@ export interface HubMetrics {
   bind(core: HubCore): void;
   /** Binds the device endpoint's counters. */
   bindCoap(endpoint: CoapEndpoint): void;
+  /** The coaps endpoint and its DTLS transport. */
+  bindCoaps(endpoint: CoapEndpoint, dtls: DtlsTransport): void;
 }
 
 export function createMetrics(): HubMetrics {
@@ -45,8 +48,21 @@ export function createMetrics(): HubMetrics {
   coapGauge('henge_coap_malformed', 'Datagrams dropped as not CoAP, since start', (e) => e.counters.malformed);
   coapGauge('henge_coap_bad_requests', 'Requests answered 4.00/4.02/4.05/4.13/4.15, since start', (e) => e.counters.badRequests);
   coapGauge('henge_coap_acks_received', 'Device acks received, since start', (e) => e.counters.acksReceived);
+  let coaps: { endpoint: CoapEndpoint; dtls: DtlsTransport } | undefined;
+  const coapsGauge = (name: string, help: string, read: (x: { endpoint: CoapEndpoint; dtls: DtlsTransport }) => number): void => {
+    new Gauge({ name, help, registers: [registry], collect() { this.set(coaps ? read(coaps) : 0); } });
+  };
+  coapsGauge('henge_coaps_observers', 'Devices with a live observe relation over DTLS', (x) => x.endpoint.registry.size);
+  coapsGauge('henge_dtls_sessions', 'DTLS sessions open or handshaking', (x) => x.dtls.sessionCount);
+  coapsGauge('henge_dtls_hello_verify_requests', 'ClientHellos answered with a cookie request (no state kept), since start', (x) => x.dtls.counters.helloVerifyRequests);
+  coapsGauge('henge_dtls_handshakes_completed', 'DTLS handshakes completed, since start', (x) => x.dtls.counters.handshakesCompleted);
+  coapsGauge('henge_dtls_handshakes_failed', 'DTLS handshakes failed or abandoned (a wrong key, a vanished peer), since start', (x) => x.dtls.counters.handshakesFailed);
+  coapsGauge('henge_coaps_forbidden', 'Requests for another device than the DTLS identity (4.03), since start', (x) => x.endpoint.counters.forbidden);
   return {
     registry,
+    bindCoaps(endpoint, dtls) {
+      coaps = { endpoint, dtls };
+    },
     bind(c) {
       core = c;
     },

@@ -12,6 +12,7 @@ import { installAuth } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import type { HubMetrics } from './metrics.ts';
 import { deviceRoutes } from './routes/devices.ts';
+import type { Keystore } from '../security/keystore.ts';
 import { eventRoutes } from './routes/events.ts';
 import { groupRoutes } from './routes/groups.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -42,6 +43,8 @@ export interface ApiOptions {
   readonly logger?: FastifyBaseLogger;
   /** Liveness and telemetry from the CoAP endpoint, for device state. */
   readonly runtime?: DeviceRuntime;
+  /** Device keys for the coaps endpoint: adding a device issues one. */
+  readonly keystore?: Keystore;
 }
 
 export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOptions = {}): Promise<FastifyInstance> {
@@ -70,7 +73,7 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes, { core, metrics });
-  await app.register(deviceRoutes, { core, ...(opts.runtime ? { runtime: opts.runtime } : {}) });
+  await app.register(deviceRoutes, { core, ...(opts.runtime ? { runtime: opts.runtime } : {}), ...(opts.keystore ? { keystore: opts.keystore } : {}) });
   await app.register(valueRoutes, { core });
   await app.register(groupRoutes, { core });
   await app.register(schemaRoutes, { core });

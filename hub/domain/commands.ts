@@ -394,6 +394,13 @@ export async function recordAcks(core: HubCore, acks: readonly DeviceAck[]): Pro
   return outcomes;
 }
 
+/** Records that a device got a new key (issued by the keystore); the event carries only the key's id. */
+export async function recordKeyIssued(core: HubCore, ctx: CommandContext, device: string, keyId: string): Promise<CommitResult> {
+  await core.ready();
+  mustDevice(core.state, device);
+  return core.commit(ctx, [{ type: EventType.DeviceKeyIssued, data: { device, keyId } }]);
+}
+
 /** Flags two endpoints alternating for one identity. */
 export async function flagDuplicate(core: HubCore, device: string, endpoints: readonly string[]): Promise<CommitResult> {
   await core.ready();

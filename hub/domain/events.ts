@@ -16,6 +16,8 @@ export const EventType = {
   TokenRevoked: 'token.revoked',
   AckReceived: 'ack.received',
   DuplicateIdentity: 'device.duplicate',
+  /** A device got a new DTLS key; the event names it by a random key id and carries no key material. */
+  DeviceKeyIssued: 'device.key_issued',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -65,7 +67,8 @@ export type EventData =
         readonly latencyMs?: number;
       };
     }
-  | { readonly type: typeof EventType.DuplicateIdentity; readonly data: { readonly device: string; readonly endpoints: readonly string[] } };
+  | { readonly type: typeof EventType.DuplicateIdentity; readonly data: { readonly device: string; readonly endpoints: readonly string[] } }
+  | { readonly type: typeof EventType.DeviceKeyIssued; readonly data: { readonly device: string; readonly keyId: string } };
 
 export interface EventMeta {
   readonly seq: number;

@@ -258,6 +258,9 @@ export class HubState {
         t.keys.add(ViewKey.report(e.data.device));
         break;
       }
+      case EventType.DeviceKeyIssued:
+        // History only: keys live in the keystore, not in views.
+        break;
       case EventType.DuplicateIdentity: {
         const prev = this.reports.get(e.data.device) ?? NO_REPORT;
         this.reports.set(e.data.device, { ...prev, duplicate: { endpoints: e.data.endpoints, time: e.time } });

@@ -32,6 +32,8 @@ export interface HubProcess {
   readonly url: string;
   /** UDP port of the device endpoint, or null when started with --no-coap. */
   readonly coapPort: number | null;
+  /** UDP port of the DTLS device endpoint, or null when started with --no-coaps. */
+  readonly coapsPort: number | null;
   /** The first-run admin token, or null when the data folder already had a hub. */
   readonly token: string | null;
   readonly dataDir: string;
@@ -48,7 +50,7 @@ export interface HubProcess {
  */
 export async function startHubProcess(sandbox: Sandbox, args: readonly string[] = [], timeoutMs = 20_000): Promise<HubProcess> {
   const dataDir = join(sandbox.dir, 'data');
-  const child = spawn(process.execPath, [HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--coap-port', '0', '--no-mdns', '--log-level', 'warn', ...args], {
+  const child = spawn(process.execPath, [HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--coap-port', '0', '--coaps-port', '0', '--no-mdns', '--log-level', 'warn', ...args], {
     env: sandbox.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -74,9 +76,11 @@ export async function startHubProcess(sandbox: Sandbox, args: readonly string[] 
   });
   const token = /admin token[^:]*:\s+(hgt_\S+)/.exec(out)?.[1] ?? null;
   const coap = /CoAP: udp \S+ port (\d+)/.exec(out)?.[1];
+  const coaps = /CoAPS: udp \S+ port (\d+)/.exec(out)?.[1];
   return {
     url,
     coapPort: coap === undefined ? null : Number(coap),
+    coapsPort: coaps === undefined ? null : Number(coaps),
     token,
     dataDir,
     child,

@@ -1,13 +1,23 @@
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { addDevice, deviceState, effectiveConfig, fleet, getDevice, listDevices, removeDevice, updateDevice } from '../../domain/index.ts';
+import { addDevice, deviceState, effectiveConfig, fleet, getDevice, listDevices, recordKeyIssued, removeDevice, updateDevice } from '../../domain/index.ts';
 import type { DeviceRuntime, HubCore } from '../../domain/index.ts';
+import { NotFoundError } from '../../errors.ts';
+import type { Keystore } from '../../security/keystore.ts';
 import { commandContext } from '../auth.ts';
 import { IdParamT, LabelsT, PatchLabelsT, ValuesT } from '../types.ts';
 
 const tags = ['devices'];
 
-export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: DeviceRuntime }> = async (app, { core, runtime }) => {
+export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: DeviceRuntime; keystore?: Keystore }> = async (app, { core, runtime, keystore }) => {
+  /** A new DTLS key for the device: durable in the keystore, then named (by its id only) in the log. */
+  const issueKey = async (ctx: ReturnType<typeof commandContext>, device: string): Promise<{ key: string; keyId: string } | Record<string, never>> => {
+    if (!keystore) return {};
+    const issued = await keystore.issue(device);
+    await recordKeyIssued(core, ctx, device, issued.keyId);
+    return issued;
+  };
+
   app.get(
     '/devices',
     {
@@ -43,8 +53,11 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: 
       },
     },
     async (req, reply) => {
-      const result = await addDevice(core, commandContext(req), req.body);
-      return reply.status(201).send({ device: getDevice(core, req.body.id), seq: result.seq });
+      const ctx = commandContext(req);
+      const result = await addDevice(core, ctx, req.body);
+      // The key is in this answer only: the hub keeps it encrypted and never shows it again.
+      const key = await issueKey(ctx, req.body.id);
+      return reply.status(201).send({ device: getDevice(core, req.body.id), seq: result.seq, ...key });
     },
   );
 
@@ -75,8 +88,19 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: 
 
   app.delete('/devices/:id', { schema: { tags, summary: 'Remove a device (a tombstone stays in the log)', params: IdParamT } }, async (req) => {
     const result = await removeDevice(core, commandContext(req), req.params.id);
+    await keystore?.remove(req.params.id);
     return { seq: result.seq };
   });
+
+  app.post(
+    '/devices/:id/key',
+    { schema: { tags, summary: 'Issue a new DTLS key for the device (shown once); the old one stops working', params: IdParamT } },
+    async (req, reply) => {
+      getDevice(core, req.params.id);
+      if (!keystore) throw new NotFoundError('this hub has no device keystore (it runs without a coaps endpoint)', { device: req.params.id });
+      return reply.status(201).send({ device: req.params.id, ...(await issueKey(commandContext(req), req.params.id)) });
+    },
+  );
 
   app.get(
     '/devices/:id/config',

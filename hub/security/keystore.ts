@@ -1,0 +1,137 @@
+/**
+ * Device keys (DTLS pre-shared keys), kept apart from the event log: the log and its views are history
+ * anyone with the data folder may read and replicate; keys are secrets. They live in their own LevelDB
+ * (`<data>/keys`), each encrypted with AES-256-GCM under the hub's master key (`<data>/master.key`, 32
+ * random bytes, mode 0600, made on first start), the device id bound as additional data. In memory the
+ * hub holds the decrypted keys it needs for handshakes.
+ *
+ * A key is 256 random bits written as base64url (43 characters). The PSK on the wire is that text's ASCII
+ * bytes: libcoap's `-k` and firmware config files take keys as text (docs/security.md).
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { chmod, open, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { KeystoreError } from '../errors.ts';
+
+export const KEY_BYTES = 32;
+const MASTER_BYTES = 32;
+const IV_BYTES = 12;
+const PREFIX = 'k!';
+
+interface StoredKey {
+  /** Random id naming this key in events and logs (never derived from the key). */
+  readonly keyId: string;
+  readonly iv: string;
+  readonly data: string;
+  readonly tag: string;
+  readonly issuedAt: number;
+}
+
+export interface IssuedKey {
+  /** The key, shown once: base64url text; its ASCII bytes are the PSK. */
+  readonly key: string;
+  readonly keyId: string;
+}
+
+/** Reads the master key, or makes it (0600) when the data folder has none; refuses one others can read. */
+async function masterKey(file: string): Promise<Buffer> {
+  try {
+    const s = await stat(file);
+    if ((s.mode & 0o077) !== 0) {
+      throw new KeystoreError(`${file} can be read by others (mode ${(s.mode & 0o777).toString(8)}): chmod 600 it`, { file });
+    }
+    const key = await readFile(file);
+    if (key.length !== MASTER_BYTES) throw new KeystoreError(`${file} is not a ${MASTER_BYTES}-byte master key`, { file });
+    return key;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const key = randomBytes(MASTER_BYTES);
+  const fh = await open(file, 'wx', 0o600);
+  try {
+    await fh.writeFile(key);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await chmod(file, 0o600);
+  return key;
+}
+
+export class Keystore {
+  private readonly keys = new Map<string, { readonly psk: Buffer; readonly keyId: string }>();
+
+  private constructor(
+    private readonly db: Level<string, string>,
+    private readonly master: Buffer,
+  ) {}
+
+  /** Opens (or creates) the keystore of a data folder and decrypts every key into memory. */
+  static async open(dataDir: string): Promise<Keystore> {
+    const master = await masterKey(join(dataDir, 'master.key'));
+    const db = new Level<string, string>(join(dataDir, 'keys'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    await db.open();
+    const ks = new Keystore(db, master);
+    try {
+      for await (const [k, v] of db.iterator({ gte: PREFIX, lt: 'k"' })) {
+        const device = k.slice(PREFIX.length);
+        const stored = JSON.parse(v) as StoredKey;
+        ks.keys.set(device, { psk: Buffer.from(ks.decrypt(device, stored), 'ascii'), keyId: stored.keyId });
+      }
+    } catch (err) {
+      await db.close();
+      if (err instanceof KeystoreError) throw err;
+      throw new KeystoreError(`cannot read the keystore in ${dataDir}: ${(err as Error).message}`, { dataDir }, { cause: err });
+    }
+    return ks;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  /** The PSK for an identity (a device id), or null. What the DTLS handshake asks. */
+  pskFor(device: string): Buffer | null {
+    return this.keys.get(device)?.psk ?? null;
+  }
+
+  keyIdOf(device: string): string | undefined {
+    return this.keys.get(device)?.keyId;
+  }
+
+  /** A new key for the device, durable before it is returned; the one it had stops working. */
+  async issue(device: string): Promise<IssuedKey> {
+    const key = randomBytes(KEY_BYTES).toString('base64url');
+    const keyId = randomBytes(6).toString('hex');
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.master, iv);
+    cipher.setAAD(Buffer.from(device));
+    const data = Buffer.concat([cipher.update(key, 'ascii'), cipher.final()]);
+    const stored: StoredKey = { keyId, iv: iv.toString('base64'), data: data.toString('base64'), tag: cipher.getAuthTag().toString('base64'), issuedAt: Date.now() };
+    await this.db.batch([{ type: 'put', key: PREFIX + device, value: JSON.stringify(stored) }], { sync: true });
+    this.keys.set(device, { psk: Buffer.from(key, 'ascii'), keyId });
+    return { key, keyId };
+  }
+
+  /** Forgets the device's key (removed or decommissioned devices fail the handshake). */
+  async remove(device: string): Promise<void> {
+    await this.db.batch([{ type: 'del', key: PREFIX + device }], { sync: true });
+    this.keys.delete(device);
+  }
+
+  private decrypt(device: string, s: StoredKey): string {
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.master, Buffer.from(s.iv, 'base64'));
+      decipher.setAAD(Buffer.from(device));
+      decipher.setAuthTag(Buffer.from(s.tag, 'base64'));
+      return Buffer.concat([decipher.update(Buffer.from(s.data, 'base64')), decipher.final()]).toString('ascii');
+    } catch (cause) {
+      throw new KeystoreError(`the key of device ${device} does not decrypt with this hub's master key`, { device }, { cause });
+    }
+  }
+}
