@@ -16,6 +16,7 @@ import type { ConfigValues, Snapshot } from '../protocol/snapshot.ts';
 import { applySnapshotFile, hex, prepareFile, readIfExists, restoreFile, sameBytes, verifySnapshotHash, writeFileAtomic } from './apply.ts';
 import { Backoff } from './backoff.ts';
 import { fetchRepresentation } from './blockwise.ts';
+import type { Psk } from '../dtls/client.ts';
 import { CoapClient, describe } from './coap-client.ts';
 import { AgentError, CoapAbortedError, CoapResponseError, ExecError, FormatError, HubMismatchError, SnapshotIntegrityError } from './errors.ts';
 import { runHook } from './exec.ts';
@@ -48,6 +49,8 @@ export interface AgentOptions {
   readonly backoffMaxMs: number;
   readonly logger: AgentLogger;
   readonly random?: () => number;
+  /** coaps: the device's PSK identity and key; plain CoAP without it. */
+  readonly psk?: Psk;
 }
 
 export const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
@@ -296,6 +299,7 @@ export class Agent {
     if (this.client) await this.client.close();
     const client = await CoapClient.open(endpoint, {
       random: this.random,
+      ...(this.opts.psk ? { psk: this.opts.psk } : {}),
       onRetransmit: (spec, n) => {
         this.unanswered++;
         this.log.debug({ request: describe(spec), retransmission: n }, 'no answer yet; retransmitting');

@@ -11,6 +11,8 @@ import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { MessageKind, Method, Transmission, blockOption, emptyMessage, generateMessage, parseMessage, uintOption } from '../protocol/coap.ts';
 import type { Block, CoapMessage } from '../protocol/coap.ts';
+import { DtlsClient } from '../dtls/client.ts';
+import type { Psk } from '../dtls/client.ts';
 import { CoapAbortedError, CoapResetError, CoapTimeoutError } from './errors.ts';
 
 /** RFC 7252 §4.8.2: how long a message id stays in use, and how long duplicates are recognised. */
@@ -48,6 +50,8 @@ export interface ClientEvents {
 
 export interface ClientOptions extends ClientEvents {
   readonly random?: () => number;
+  /** coaps: a DTLS PSK session carries every datagram (docs/protocol.md, "Security"). */
+  readonly psk?: Psk;
 }
 
 export type NotificationHandler = (msg: CoapMessage) => void;
@@ -95,6 +99,7 @@ export class CoapClient {
   private closed = false;
   private readonly peerAddress: string;
   private readonly random: () => number;
+  private readonly dtls: DtlsClient | null;
 
   private constructor(
     private readonly socket: Socket,
@@ -104,6 +109,8 @@ export class CoapClient {
     this.random = opts.random ?? Math.random;
     this.nextMid = Math.floor(this.random() * 0x10000);
     this.peerAddress = canonicalAddress(peer.address, peer.family);
+    this.dtls = opts.psk ? new DtlsClient(socket, peer, opts.psk) : null;
+    this.dtls?.onData((plain) => this.receiveCoap(plain));
     socket.on('message', (buf, rinfo) => this.receive(buf, rinfo));
     // Send errors (e.g. an ICMP unreachable reported late) are not fatal: the exchange times out.
     socket.on('error', (err) => opts.onDrop?.(`socket error: ${err.message}`));
@@ -118,7 +125,15 @@ export class CoapClient {
         resolve();
       });
     });
-    return new CoapClient(socket, peer, opts);
+    const client = new CoapClient(socket, peer, opts);
+    if (client.dtls) {
+      // The handshake first: a wrong key or a hub without coaps fails here, not as a request timeout.
+      await client.dtls.connect().catch(async (err: unknown) => {
+        await client.close();
+        throw err;
+      });
+    }
+    return client;
   }
 
   /** The local UDP port (what the hub sees as this device's endpoint). */
@@ -163,6 +178,7 @@ export class CoapClient {
     this.abortAll('the CoAP client is closed');
     this.closed = true;
     this.observers.clear();
+    this.dtls?.close();
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 
@@ -249,7 +265,8 @@ export class CoapClient {
 
   private send(bytes: Buffer): void {
     if (this.closed) return;
-    this.socket.send(bytes, this.peer.port, this.peer.address);
+    if (this.dtls) this.dtls.send(bytes);
+    else this.socket.send(bytes, this.peer.port, this.peer.address);
   }
 
   private receive(buf: Buffer, rinfo: RemoteInfo): void {
@@ -257,6 +274,11 @@ export class CoapClient {
       this.opts.onDrop?.(`datagram from ${rinfo.address} port ${rinfo.port}, not the hub`);
       return;
     }
+    if (this.dtls) this.dtls.receive(buf);
+    else this.receiveCoap(buf);
+  }
+
+  private receiveCoap(buf: Buffer): void {
     let msg: CoapMessage;
     try {
       msg = parseMessage(buf);

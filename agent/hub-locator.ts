@@ -31,8 +31,8 @@ export interface HostPort {
   readonly port: number;
 }
 
-/** `host`, `host:port`, `[v6]`, `[v6]:port`, or a bare IPv6 address (no port then). */
-export function parseHubAddress(text: string): HostPort {
+/** `host`, `host:port`, `[v6]`, `[v6]:port`, or a bare IPv6 address (no port then: `defaultPort`). */
+export function parseHubAddress(text: string, defaultPort: number = COAP_DEFAULT_PORT): HostPort {
   const t = text.trim();
   let host: string;
   let portText: string | undefined;
@@ -50,7 +50,7 @@ export function parseHubAddress(text: string): HostPort {
     portText = i < 0 ? undefined : t.slice(i + 1);
   }
   if (host === '' || /[\s/]/.test(host)) throw new HubAddressError(`--hub ${text}: give host[:port]`);
-  let port = COAP_DEFAULT_PORT;
+  let port = defaultPort;
   if (portText !== undefined) {
     port = Number(portText);
     if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new HubAddressError(`--hub ${text}: port must be 1..65535`);
@@ -59,8 +59,8 @@ export function parseHubAddress(text: string): HostPort {
 }
 
 /** A fixed address (`--hub`); names are resolved again at every connection, so a DHCP change is followed. */
-export function staticLocator(text: string): HubLocator {
-  const { host, port } = parseHubAddress(text);
+export function staticLocator(text: string, defaultPort: number = COAP_DEFAULT_PORT): HubLocator {
+  const { host, port } = parseHubAddress(text, defaultPort);
   const source = `--hub ${text}`;
   return async () => {
     const literal = isIP(host);

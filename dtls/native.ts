@@ -51,6 +51,15 @@ export interface ServerOptions {
   readonly mtu?: number;
 }
 
+export interface ClientOptions {
+  readonly ciphers: string;
+  /** The PSK identity (a device id). */
+  readonly identity: string;
+  /** The PSK: the ASCII bytes of the device's key text. */
+  readonly key: Buffer;
+  readonly mtu?: number;
+}
+
 export interface DtlsAddon {
   readonly openssl: string;
   createServer(opts: ServerOptions): NativeHandle;
@@ -59,6 +68,8 @@ export interface DtlsAddon {
   write(session: NativeHandle, plaintext: Buffer): SessionResult;
   timeout(session: NativeHandle): SessionResult;
   close(session: NativeHandle): Buffer[];
+  /** A client session; `out` holds its ClientHello. */
+  createClient(opts: ClientOptions): SessionResult & { readonly session: NativeHandle };
 }
 
 export class DtlsUnavailableError extends Error {

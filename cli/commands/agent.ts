@@ -1,6 +1,8 @@
 /** `henge agent`: the Node device agent (observe this device's config, write it atomically, run a hook, ack). */
 import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { DEFAULT_COAP_PORT, DEFAULT_COAPS_PORT } from '../../hub/defaults.ts';
 import { CliError, ExitCode } from '../exit.ts';
 import { stopOnSignals } from '../shutdown.ts';
 import { DEVICE_ID_PATTERN } from '../../protocol/paths.ts';
@@ -15,6 +17,7 @@ interface AgentFlags {
   state?: string;
   backoffMax: string;
   logLevel: string;
+  keyFile?: string;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -23,6 +26,22 @@ function seconds(text: string, flag: string, min: number, max: number): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n < min || n > max) throw new CliError(`${flag} must be ${min}..${max} seconds, got ${text}`, ExitCode.Usage);
   return n;
+}
+
+/** The device key (coaps): from --key-file, else $HENGE_DEVICE_KEY; never from the command line, where `ps` shows it. */
+async function readDeviceKey(file: string | undefined): Promise<string | undefined> {
+  let text = process.env['HENGE_DEVICE_KEY'];
+  if (file !== undefined) {
+    try {
+      text = (await readFile(file, 'utf8')).split('\n')[0];
+    } catch (err) {
+      throw new CliError(`--key-file ${file}: ${(err as Error).message}`, ExitCode.Usage);
+    }
+  }
+  if (text === undefined || text.trim() === '') return undefined;
+  const key = text.trim();
+  if (!/^[\x21-\x7e]{1,512}$/.test(key)) throw new CliError('the device key must be printable ASCII (what henge device add printed)', ExitCode.Usage);
+  return key;
 }
 
 async function run(flags: AgentFlags): Promise<void> {
@@ -40,10 +59,14 @@ async function run(flags: AgentFlags): Promise<void> {
     if (!isOutputFormat(flags.format)) throw new CliError(`--format must be json, yaml or env, got ${flags.format}`, ExitCode.Usage);
     format = flags.format;
   }
+  const key = await readDeviceKey(flags.keyFile);
+  if (key !== undefined && flags.hub === undefined) {
+    throw new CliError('with a device key (coaps), give --hub host[:port] (port 5684 when left out): finding a coaps hub over mDNS is not built yet', ExitCode.Usage);
+  }
   let locator;
   try {
     // No --hub: find the hub over DNS-SD, and pin the first one found.
-    locator = flags.hub !== undefined ? staticLocator(flags.hub) : discoveryLocator(false);
+    locator = flags.hub !== undefined ? staticLocator(flags.hub, key !== undefined ? DEFAULT_COAPS_PORT : DEFAULT_COAP_PORT) : discoveryLocator(false);
   } catch (err) {
     if (err instanceof HubAddressError) throw new CliError(err.message, ExitCode.Usage);
     throw err;
@@ -59,6 +82,7 @@ async function run(flags: AgentFlags): Promise<void> {
     stateDir: resolve(flags.state ?? `.henge/agent-${flags.id}`),
     backoffMaxMs: backoffMaxS * 1000,
     logger,
+    ...(key !== undefined ? { psk: { identity: flags.id, key } } : {}),
   });
   try {
     await agent.start();
@@ -68,7 +92,7 @@ async function run(flags: AgentFlags): Promise<void> {
     if (err instanceof Error && 'code' in err && typeof err.code === 'string') throw new CliError(`${err.message}`, ExitCode.Failure);
     throw err;
   }
-  logger.info({ hub: flags.hub ?? 'mdns', out, format, exec: flags.exec !== undefined, pid: process.pid }, 'agent started');
+  logger.info({ hub: flags.hub ?? 'mdns', coaps: key !== undefined, out, format, exec: flags.exec !== undefined, pid: process.pid }, 'agent started');
   stopOnSignals(logger, 'stopping', () => agent.stop());
   process.on('SIGHUP', () => agent.refresh());
   await agent.done;
@@ -87,6 +111,7 @@ export function registerAgent(program: Command): void {
     .option('--state <dir>', 'state folder: last applied snapshot, pinned hub (default ./.henge/agent-<id>)')
     .option('--backoff-max <seconds>', 'longest wait between attempts to reach the hub', '60')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (logs are JSON on stderr)', 'info')
+    .option('--key-file <path>', 'the device key henge device add printed (or $HENGE_DEVICE_KEY): talk coaps (DTLS), port 5684 by default; needs --hub')
     .addHelpText('after', '\nSignals: SIGINT/SIGTERM deregister and exit 0; SIGHUP re-registers at once.')
     .action(async (_opts: unknown, cmd: Command) => {
       await run(cmd.opts<AgentFlags>());

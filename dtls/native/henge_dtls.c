@@ -11,6 +11,7 @@
  *   write(session, plaintext)                         one record out -> { out, ... }
  *   timeout(session)                                  handshake retransmission (DTLSv1_handle_timeout)
  *   close(session)                                    close_notify out, then the session is freed
+ *   createClient({ ciphers, identity, key, mtu })     a client session: { out (the ClientHello), session }
  *
  * Every function checks its arguments and reports failures as JavaScript errors or in its result; input
  * sizes are bounded (HENGE_MAX_DATAGRAM, HENGE_MAX_OUT).
@@ -62,10 +63,18 @@ typedef struct {
 
 typedef struct {
   SSL *ssl;
-  henge_server *server;
+  henge_server *server; /* NULL for a client session */
   napi_ref server_ref;
   int state;
+  SSL_CTX *client_ctx; /* a client session owns its context */
 } henge_session;
+
+/* What a client presents: its identity and key (kept in its context's ex data). */
+typedef struct {
+  char identity[PSK_MAX_IDENTITY_LEN + 1];
+  unsigned char key[PSK_MAX_PSK_LEN];
+  size_t key_len;
+} henge_client_psk;
 
 static BIO_METHOD *henge_bio_method = NULL;
 
@@ -240,6 +249,18 @@ static int henge_cookie_verify_cb(SSL *ssl, const unsigned char *cookie, unsigne
   return cookie_len == expected_len && CRYPTO_memcmp(cookie, expected, expected_len) == 0;
 }
 
+static unsigned int henge_psk_client_cb(SSL *ssl, const char *hint, char *identity, unsigned int max_identity_len, unsigned char *psk,
+                                        unsigned int max_psk_len) {
+  (void)hint;
+  henge_client_psk *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), 0);
+  if (c == NULL) return 0;
+  size_t id_len = strlen(c->identity);
+  if (id_len + 1 > max_identity_len || c->key_len > max_psk_len) return 0;
+  memcpy(identity, c->identity, id_len + 1);
+  memcpy(psk, c->key, c->key_len);
+  return (unsigned int)c->key_len;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* N-API helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------------- */
@@ -335,6 +356,14 @@ static void henge_session_finalize(napi_env env, void *data, void *hint) {
   if (se == NULL) return;
   henge_session_free_ssl(se);
   if (se->server_ref != NULL) napi_delete_reference(env, se->server_ref);
+  if (se->client_ctx != NULL) {
+    henge_client_psk *psk = SSL_CTX_get_ex_data(se->client_ctx, 0);
+    if (psk != NULL) {
+      OPENSSL_cleanse(psk, sizeof *psk);
+      free(psk);
+    }
+    SSL_CTX_free(se->client_ctx);
+  }
   free(se);
 }
 
@@ -536,7 +565,7 @@ static napi_value henge_feed(napi_env env, napi_callback_info info) {
   henge_session *se = NULL;
   if (argc < 2 || !henge_get_external(env, argv[0], (void **)&se)) return henge_throw(env, "feed(session, datagram)");
   if (se->ssl == NULL || se->state == HENGE_CLOSED) return henge_result(env, se, NULL, "the session is closed");
-  se->server->env = env;
+  if (se->server != NULL) se->server->env = env;
   henge_bio_state *st = henge_state_of(se->ssl);
   if (st == NULL || !henge_put_datagram(env, argv[1], st)) return henge_throw(env, "datagram must be a Buffer of 1..16640 bytes");
   ERR_clear_error();
@@ -615,7 +644,7 @@ static napi_value henge_timeout(napi_env env, napi_callback_info info) {
   henge_session *se = NULL;
   if (argc < 1 || !henge_get_external(env, argv[0], (void **)&se)) return henge_throw(env, "timeout(session)");
   if (se->ssl == NULL || se->state != HENGE_HANDSHAKING) return henge_result(env, se, NULL, NULL);
-  se->server->env = env;
+  if (se->server != NULL) se->server->env = env;
   ERR_clear_error();
   char err[256];
   const char *error = NULL;
@@ -648,6 +677,111 @@ static napi_value henge_close(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value henge_create_client(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], opts, v;
+  napi_valuetype t;
+  HENGE_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return henge_throw(env, "createClient(options) needs its options");
+  opts = argv[0];
+  char ciphers[HENGE_MAX_CIPHERS];
+  size_t ciphers_len = 0;
+  HENGE_CHECK(env, napi_get_named_property(env, opts, "ciphers", &v));
+  if (napi_get_value_string_utf8(env, v, ciphers, sizeof ciphers, &ciphers_len) != napi_ok || ciphers_len == 0 || ciphers_len >= sizeof ciphers - 1) {
+    return henge_throw(env, "options.ciphers must be an OpenSSL cipher list");
+  }
+  henge_client_psk *psk = calloc(1, sizeof *psk);
+  if (psk == NULL) return henge_throw(env, "out of memory");
+  size_t id_len = 0;
+  bool is_buffer = false;
+  void *key = NULL;
+  size_t key_len = 0;
+  const char *bad = NULL;
+  if (napi_get_named_property(env, opts, "identity", &v) != napi_ok ||
+      napi_get_value_string_utf8(env, v, psk->identity, sizeof psk->identity, &id_len) != napi_ok || id_len == 0 || id_len >= PSK_MAX_IDENTITY_LEN) {
+    bad = "options.identity must be 1..127 characters";
+  } else if (napi_get_named_property(env, opts, "key", &v) != napi_ok || napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer ||
+             napi_get_buffer_info(env, v, &key, &key_len) != napi_ok || key_len == 0 || key_len > PSK_MAX_PSK_LEN) {
+    bad = "options.key must be a Buffer of 1..512 bytes";
+  }
+  int32_t mtu = 1280;
+  if (bad == NULL && napi_get_named_property(env, opts, "mtu", &v) == napi_ok && napi_typeof(env, v, &t) == napi_ok && t == napi_number) napi_get_value_int32(env, v, &mtu);
+  if (bad == NULL && (mtu < 256 || mtu > 65535)) bad = "options.mtu must be 256..65535";
+  if (bad == NULL && !henge_bio_init_method()) bad = "cannot create the datagram BIO";
+  if (bad != NULL) {
+    free(psk);
+    return henge_throw(env, bad);
+  }
+  memcpy(psk->key, key, key_len);
+  psk->key_len = key_len;
+
+  henge_session *se = calloc(1, sizeof *se);
+  if (se == NULL) {
+    OPENSSL_cleanse(psk, sizeof *psk);
+    free(psk);
+    return henge_throw(env, "out of memory");
+  }
+  se->state = HENGE_HANDSHAKING;
+  char err[256];
+  const char *failure = NULL;
+  SSL_CTX *ctx = SSL_CTX_new(DTLS_client_method());
+  se->client_ctx = ctx;
+  if (ctx == NULL) failure = "SSL_CTX_new failed";
+  else if (!SSL_CTX_set_ex_data(ctx, 0, psk)) failure = "cannot attach the key";
+  else {
+    psk = NULL; /* owned by the context now, freed with the session */
+    if (!SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) || !SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION)) failure = "cannot pin DTLS 1.2";
+    else {
+      SSL_CTX_set_security_level(ctx, 0);
+      if (!SSL_CTX_set_cipher_list(ctx, ciphers)) failure = "no usable cipher in options.ciphers";
+    }
+  }
+  if (failure == NULL) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_psk_client_callback(ctx, henge_psk_client_cb);
+    se->ssl = SSL_new(ctx);
+    BIO *b = se->ssl != NULL ? BIO_new(henge_bio_method) : NULL;
+    if (b == NULL) failure = "cannot create the SSL object";
+    else {
+      SSL_set_bio(se->ssl, b, b);
+      SSL_set_connect_state(se->ssl);
+      if (!DTLS_set_link_mtu(se->ssl, mtu)) failure = "cannot set the link MTU";
+    }
+  }
+  if (failure != NULL) {
+    const char *detail = henge_ssl_error(err, sizeof err);
+    if (psk != NULL) {
+      OPENSSL_cleanse(psk, sizeof *psk);
+      free(psk);
+    }
+    henge_session_finalize(env, se, NULL);
+    char message[400];
+    snprintf(message, sizeof message, "%s%s%s", failure, detail != NULL ? ": " : "", detail != NULL ? detail : "");
+    return henge_throw(env, message);
+  }
+  ERR_clear_error();
+  int h = SSL_do_handshake(se->ssl); /* the ClientHello */
+  const char *error = NULL;
+  if (h <= 0) {
+    int e = SSL_get_error(se->ssl, h);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      error = henge_ssl_error(err, sizeof err);
+      if (error == NULL) error = "handshake failed";
+      se->state = HENGE_CLOSED;
+    }
+  }
+  napi_value session;
+  if (napi_create_external(env, se, henge_session_finalize, NULL, &session) != napi_ok) {
+    henge_session_finalize(env, se, NULL);
+    return henge_throw(env, "cannot wrap the session");
+  }
+  napi_value result = henge_result(env, se, NULL, error);
+  if (result == NULL) return NULL;
+  HENGE_CHECK(env, napi_set_named_property(env, result, "session", session));
+  return result;
+}
+
 static napi_value henge_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"createServer", NULL, henge_create_server, NULL, NULL, NULL, napi_default, NULL},
@@ -656,6 +790,7 @@ static napi_value henge_init(napi_env env, napi_value exports) {
       {"write", NULL, henge_write, NULL, NULL, NULL, napi_default, NULL},
       {"timeout", NULL, henge_timeout, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, henge_close, NULL, NULL, NULL, napi_default, NULL},
+      {"createClient", NULL, henge_create_client, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value version;

@@ -1,0 +1,118 @@
+/**
+ * `henge agent` over coaps (DTLS 1.2, PSK): real hub and agent processes, the key `henge device add`
+ * printed, in a 0600 key file. The push path's end-to-end cases over DTLS: apply and ack, a hub restart
+ * (the session is gone; the agent handshakes again and converges), a wrong key, and no key in any log.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
+import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
+import { startAgentProcess, waitFor } from '../test/helpers/agent-process.ts';
+import type { AgentProcess, LogLine } from '../test/helpers/agent-process.ts';
+
+const agents: AgentProcess[] = [];
+after(async () => {
+  await Promise.all(agents.map((a) => a.stop('SIGKILL', 5_000)));
+});
+
+const isAcked = (l: LogLine) => l.msg === 'ack delivered';
+
+async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+describe('henge agent over coaps', () => {
+  let sandbox: Sandbox;
+  let hub: HubProcess;
+  /** The first start's admin token (a restarted hub prints none). */
+  let token = '';
+  const keys: string[] = [];
+
+  const cli = async (...args: string[]): Promise<string> => {
+    const r = await runCli(sandbox, args);
+    assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  /** Adds the device and writes its key to a 0600 file; returns the file. */
+  const enroll = async (id: string, ...more: string[]): Promise<string> => {
+    const { key } = JSON.parse(await cli('device', 'add', id, '--json', ...more)) as { key: string };
+    keys.push(key);
+    const dir = join(sandbox.dir, id);
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, 'key');
+    await writeFile(file, `${key}\n`, { mode: 0o600 });
+    return file;
+  };
+  const state = async (id: string): Promise<{ sync: string; appliedVersion: number | null; desiredVersion: number }> => {
+    const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
+    return (await r.json()) as { sync: string; appliedVersion: number | null; desiredVersion: number };
+  };
+  const start = (args: string[]): AgentProcess => {
+    const a = startAgentProcess(sandbox, args);
+    agents.push(a);
+    return a;
+  };
+
+  before(async () => {
+    sandbox = await makeSandbox('henge-agent-dtls-');
+    hub = await startHubProcess(sandbox, ['--keepalive', '5']);
+    assert.ok(hub.coapsPort && hub.token);
+    token = hub.token;
+  });
+
+  after(async () => {
+    await hub?.stop();
+    await sandbox?.cleanup();
+  });
+
+  test('agent over coaps - applies and acks, a change reaches the file in under a second, and survives a hub restart', { timeout: 90_000 }, async () => {
+    const keyFile = await enroll('dtls-basic', '--set', 'mode=heat');
+    const out = join(sandbox.dir, 'dtls-basic', 'config.json');
+    const port = String(hub.coapsPort);
+    const args = ['--id', 'dtls-basic', '--hub', `127.0.0.1:${port}`, '--key-file', keyFile, '--out', out, '--state', join(sandbox.dir, 'dtls-basic', 'state'), '--backoff-max', '2'];
+    const a = start(args);
+    await a.waitForLog(isAcked);
+    assert.deepEqual(await readJson(out), { mode: 'heat' });
+
+    const t0 = performance.now();
+    await cli('set', 'dtls-basic', 'mode=cool');
+    await waitFor('mode=cool in the file', async () => ((await readJson(out))?.['mode'] === 'cool' ? true : undefined), 5_000, 5);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 1000, `set -> file over DTLS took ${ms} ms`);
+    await waitFor('converged', async () => ((await state('dtls-basic')).sync === 'converged' ? true : undefined));
+
+    // The hub restarts on the same ports: its sessions are gone; the agent handshakes again.
+    assert.equal(await hub.stop('SIGTERM'), 0);
+    hub = await startHubProcess(sandbox, ['--keepalive', '5', '--coaps-port', port]);
+    assert.equal(hub.coapsPort, Number(port));
+    await cli('set', 'dtls-basic', 'mode=off');
+    await waitFor('mode=off after the hub restart', async () => ((await readJson(out))?.['mode'] === 'off' ? true : undefined), 40_000);
+    await waitFor('converged after the restart', async () => ((await state('dtls-basic')).sync === 'converged' ? true : undefined), 10_000);
+    assert.equal(await a.stop('SIGTERM'), 0);
+    for (const k of keys) assert.ok(!a.stderr().includes(k), 'the agent never logs its key');
+  });
+
+  test('agent over coaps - a wrong key never gets config; the agent says why', { timeout: 60_000 }, async () => {
+    await enroll('dtls-wrong', '--set', 'mode=heat');
+    const dir = join(sandbox.dir, 'dtls-wrong');
+    const bad = join(dir, 'bad-key');
+    await writeFile(bad, 'not-the-key\n', { mode: 0o600 });
+    const out = join(dir, 'config.json');
+    const a = start(['--id', 'dtls-wrong', '--hub', `127.0.0.1:${String(hub.coapsPort)}`, '--key-file', bad, '--out', out, '--state', join(dir, 'state'), '--backoff-max', '2']);
+    const line = await a.waitForLog((l) => JSON.stringify(l).includes('DTLS'), 40_000);
+    assert.match(JSON.stringify(line), /no DTLS session|DTLS session ended/);
+    assert.equal(await readJson(out), undefined, 'no config was written');
+    assert.equal(await a.stop('SIGTERM'), 0);
+    assert.ok(!a.stderr().includes('not-the-key'), 'the agent never logs its key');
+  });
+
+  test('agent over coaps - the hub never logged a key', () => {
+    for (const k of keys) assert.ok(!hub.stderr().includes(k) && !hub.stdout().includes(k));
+  });
+});
