@@ -109,7 +109,7 @@ export class CoapClient {
     this.random = opts.random ?? Math.random;
     this.nextMid = Math.floor(this.random() * 0x10000);
     this.peerAddress = canonicalAddress(peer.address, peer.family);
-    this.dtls = opts.psk ? new DtlsClient(socket, peer, opts.psk) : null;
+    this.dtls = opts.psk ? new DtlsClient((d) => socket.send(d, peer.port, peer.address), opts.psk, `${peer.address} port ${peer.port}`) : null;
     this.dtls?.onData((plain) => this.receiveCoap(plain));
     socket.on('message', (buf, rinfo) => this.receive(buf, rinfo));
     // Send errors (e.g. an ICMP unreachable reported late) are not fatal: the exchange times out.

@@ -1,10 +1,9 @@
 /**
- * The device side of coaps: one DTLS 1.2 PSK session to the hub over a UDP socket the caller owns, done by
- * OpenSSL through the addon. Plaintext goes in with `send`, decrypted datagrams come out through `onData`.
+ * The device side of coaps: one DTLS 1.2 PSK session to the hub over a UDP socket the caller owns (it
+ * passes the function that sends a datagram to the hub), done by OpenSSL through the addon. Plaintext goes in with `send`, decrypted datagrams come out through `onData`.
  * When the session ends (the hub restarted, or closed it as idle) the next send starts a new handshake and
  * what waits is sent once it is open.
  */
-import type { Socket } from 'node:dgram';
 import { loadDtls, SessionState } from './native.ts';
 import type { DtlsAddon, NativeHandle, SessionResult } from './native.ts';
 
@@ -34,10 +33,14 @@ export class DtlsClient {
   private opened: Array<{ resolve(): void; reject(err: Error): void }> = [];
   private closed = false;
 
+  /**
+   * @param sendDatagram sends one datagram to the hub
+   * @param hubName the hub in error messages, e.g. `127.0.0.1 port 5684`
+   */
   constructor(
-    private readonly socket: Socket,
-    private readonly peer: { readonly address: string; readonly port: number },
+    private readonly sendDatagram: (datagram: Buffer) => void,
     private readonly psk: Psk,
+    private readonly hubName: string,
     private readonly handshakeMs = DEFAULT_HANDSHAKE_MS,
   ) {
     this.addon = loadDtls();
@@ -88,13 +91,13 @@ export class DtlsClient {
     const r = this.addon.createClient({ ciphers: CLIENT_CIPHERS, identity: this.psk.identity, key: Buffer.from(this.psk.key, 'ascii') });
     this.session = r.session;
     this.state = SessionState.Handshaking;
-    this.deadline = setTimeout(() => this.end(new DtlsHandshakeError(`no DTLS session with ${this.peer.address} port ${this.peer.port} after ${this.handshakeMs} ms (wrong key, or no coaps there)`), false), this.handshakeMs);
+    this.deadline = setTimeout(() => this.end(new DtlsHandshakeError(`no DTLS session with ${this.hubName} after ${this.handshakeMs} ms (wrong key, or no coaps there)`), false), this.handshakeMs);
     this.deadline.unref();
     this.step(r);
   }
 
   private step(r: SessionResult): void {
-    for (const d of r.out) this.socket.send(d, this.peer.port, this.peer.address);
+    for (const d of r.out) this.sendDatagram(d);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (r.state === SessionState.Closed) {
@@ -127,7 +130,7 @@ export class DtlsClient {
     this.deadline = null;
     if (this.session) {
       const out = this.addon.close(this.session);
-      if (notify) for (const d of out) this.socket.send(d, this.peer.port, this.peer.address);
+      if (notify) for (const d of out) this.sendDatagram(d);
     }
     this.session = null;
     this.state = SessionState.Closed;

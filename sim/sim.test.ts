@@ -195,3 +195,32 @@ test('sim - with ackStatus null devices apply but send no ack; the hub shows the
     await sim.stop();
   }
 });
+
+test('sim - over coaps, each device with its own key and DTLS session, a change reaches every device and they ack', async () => {
+  const dir2 = await mkdtemp(join(tmpdir(), 'henge-sim-dtls-'));
+  const secure = await startHub({ data: dir2, port: 0, coaps: { port: 0, host: '127.0.0.1' } });
+  const ids = ['sd-1', 'sd-2', 'sd-3', 'sd-4', 'sd-5'];
+  const keys = new Map<string, string>();
+  const sim = new Simulator({ hub: `127.0.0.1:${String(secure.coapsPort)}`, keyOf: (id) => keys.get(id) });
+  try {
+    assert.ok(secure.keystore && secure.dtls);
+    for (const id of ids) {
+      await addDevice(secure.core, { actor: 'test' }, { id, values: { n: 1 } });
+      keys.set(id, (await secure.keystore.issue(id)).key);
+    }
+    const acked = new Map<string, number>();
+    sim.on('acked', (e: AckedEvent) => acked.set(e.device, e.version));
+    await sim.start(ids);
+    const reg = await sim.registration();
+    assert.equal(reg.observing, ids.length);
+    assert.equal(secure.dtls.counters.handshakesCompleted, ids.length, 'one DTLS session per device');
+    await setValues(secure.core, { actor: 'test' }, { device: 'sd-3' }, { n: 2 }, false);
+    const v = secure.core.state.snapshots.get('sd-3')?.snapshot.version;
+    await waitFor('sd-3 acks the change over DTLS', () => acked.get('sd-3') === v);
+    assert.equal(secure.core.state.reports.get('sd-3')?.appliedVersion, v);
+  } finally {
+    await sim.stop();
+    await secure.close();
+    await rm(dir2, { recursive: true, force: true });
+  }
+});

@@ -19,6 +19,7 @@ import { monoNow } from './clock.ts';
 import { SimDevice, TimerKind, newCounters } from './device.ts';
 import type { AckedEvent, DeviceHost, Inbound, NotifiedEvent, RegisteredEvent, SimCounters } from './device.ts';
 import { TimerWheel } from '../hub/coap/timer-wheel.ts';
+import { DtlsClient } from '../dtls/client.ts';
 import { DEVICE_ID_PATTERN } from '../protocol/paths.ts';
 
 export interface SimOptions {
@@ -33,6 +34,11 @@ export interface SimOptions {
    * (a benchmark measuring the notification path alone). May be changed while running.
    */
   readonly ackStatus?: AckStatus | null;
+  /**
+   * coaps: the key of each device (its text; the PSK identity is the device id). With it every device talks
+   * DTLS to the hub through its own session; without it, plain CoAP.
+   */
+  readonly keyOf?: (device: string) => string | undefined;
   /** Registrations in flight at once while devices start (default 200). */
   readonly startWindow?: number;
   readonly random?: () => number;
@@ -76,6 +82,8 @@ export class Simulator implements DeviceHost {
   ackStatus: AckStatus | null;
   private readonly devices: SimDevice[] = [];
   private readonly sockets: Socket[] = [];
+  /** Each device's DTLS session (coaps), by slot. */
+  private readonly dtls: DtlsClient[] = [];
   private readonly ids = new Set<string>();
   /** One wheel for every device's retransmission and re-registration deadline (the hub's own wheel). */
   private readonly timer: TimerWheel<{ readonly d: SimDevice; readonly kind: TimerKind; readonly gen: number }>;
@@ -221,6 +229,7 @@ export class Simulator implements DeviceHost {
     this.stopped = true;
     this.timer.close();
     for (const d of this.devices) d.stop();
+    for (const c of this.dtls) c.close(); // close_notify while the sockets are still open
     await Promise.all(this.sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.wakeWaiting();
   }
@@ -231,7 +240,9 @@ export class Simulator implements DeviceHost {
     const s = this.sockets[d.slot];
     if (!s) return;
     this.counters.datagramsSent++;
-    s.send(bytes);
+    const dtls = this.dtls[d.slot];
+    if (dtls) dtls.send(bytes);
+    else s.send(bytes);
   }
 
   schedule(delayMs: number, d: SimDevice, kind: TimerKind, gen: number): void {
@@ -305,7 +316,20 @@ export class Simulator implements DeviceHost {
     }
     if (this.opts.receiveBufferBytes !== undefined) socket.setRecvBufferSize(this.opts.receiveBufferBytes);
     const d = new SimDevice(id, this.sockets.length, this);
-    socket.on('message', (bytes) => d.onDatagram(bytes));
+    if (this.opts.keyOf) {
+      const key = this.opts.keyOf(id);
+      if (key === undefined) {
+        socket.close();
+        throw new SimError(`no key for device ${id} (coaps)`);
+      }
+      // Its first send (the registration) starts the handshake; what it sends waits for the session.
+      const dtls = new DtlsClient((b) => socket.send(b), { identity: id, key }, `the hub (device ${id})`);
+      dtls.onData((plain) => d.onDatagram(plain));
+      socket.on('message', (bytes) => dtls.receive(bytes));
+      this.dtls[this.sockets.length] = dtls;
+    } else {
+      socket.on('message', (bytes) => d.onDatagram(bytes));
+    }
     // e.g. ECONNREFUSED once the hub has gone: counted, never fatal.
     socket.on('error', () => this.counters.socketErrors++);
     this.sockets.push(socket);
