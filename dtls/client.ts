@@ -66,7 +66,9 @@ export class DtlsClient {
   send(plain: Buffer): void {
     if (this.closed) return;
     if (this.session && this.state === SessionState.Open) {
-      this.step(this.addon.write(this.session, plain));
+      const r = this.addon.write(this.session, plain);
+      if (Buffer.isBuffer(r)) this.sendDatagram(r);
+      else this.step(r);
       return;
     }
     this.waiting.push(plain);
@@ -77,7 +79,9 @@ export class DtlsClient {
   /** A datagram from the hub (the caller checked it came from the hub's address). */
   receive(datagram: Buffer): void {
     if (!this.session || this.closed) return;
-    this.step(this.addon.feed(this.session, datagram));
+    const r = this.addon.feed(this.session, datagram);
+    if (Buffer.isBuffer(r)) this.handler(r);
+    else this.step(r);
   }
 
   /** Sends close_notify and frees the session; the socket stays the caller's. */

@@ -64,8 +64,10 @@ export interface DtlsAddon {
   readonly openssl: string;
   createServer(opts: ServerOptions): NativeHandle;
   listen(server: NativeHandle, peerKey: string, datagram: Buffer): ListenResult;
-  feed(session: NativeHandle, datagram: Buffer): SessionResult;
-  write(session: NativeHandle, plaintext: Buffer): SessionResult;
+  /** The plaintext alone (a Buffer) for the usual datagram of one record on an open session; else the full result. */
+  feed(session: NativeHandle, datagram: Buffer): SessionResult | Buffer;
+  /** The datagram alone (a Buffer) for the usual one-record write; else the full result (an error, several datagrams). */
+  write(session: NativeHandle, plaintext: Buffer): SessionResult | Buffer;
   timeout(session: NativeHandle): SessionResult;
   close(session: NativeHandle): Buffer[];
   /** A client session; `out` holds its ClientHello. */

@@ -24,13 +24,16 @@ export interface FanoutOptions {
   readonly keepaliveS: number;
   /** Fan-outs after the timed ones in which devices send no ack POST: the hub's CPU per notification incl. its ACK. */
   readonly notifyRepeats: number;
+  /** Over coaps (DTLS 1.2 PSK, a session per device) instead of plain CoAP. */
+  readonly secure: boolean;
   /** Write a CPU profile of the hub over the fan-outs of the largest size here. */
   readonly profile?: string;
   /** The same for the simulator process. */
   readonly simProfile?: string;
 }
 
-export const fanoutOptions = (quick: boolean, keepaliveS: number, profile: string | undefined, simProfile: string | undefined): FanoutOptions => ({
+export const fanoutOptions = (quick: boolean, keepaliveS: number, profile: string | undefined, simProfile: string | undefined, secure = false): FanoutOptions => ({
+  secure,
   sizes: quick ? [200, 1000] : [1000, 5000],
   repeats: quick ? 3 : 10,
   untimed: quick ? 1 : 2,
@@ -156,20 +159,20 @@ async function fanoutOnce(hub: HubProcess, sim: SimProcess, n: number, rep: numb
 async function runSize(n: number, o: FanoutOptions, profile: string | undefined, simProfile: string | undefined): Promise<Record<string, unknown>> {
   const dir = await scratchDir(`push-fanout-${n}`);
   progress('fanout', `N=${fmt(n)}: starting the hub process (adding ${fmt(n)} + ${o.warmDevices} devices) and the simulator process`);
-  const hub = await HubProcess.start({ data: dir.path, devices: n, warmDevices: o.warmDevices, keepaliveS: o.keepaliveS });
+  const hub = await HubProcess.start({ data: dir.path, devices: n, warmDevices: o.warmDevices, keepaliveS: o.keepaliveS, secure: o.secure });
   const sim = SimProcess.spawn(n);
   try {
     progress('fanout', `N=${fmt(n)}: hub ready (startHub ${Math.round(hub.startupMs)} ms, snapshot ${hub.snapshotBytes} bytes, ${hub.maxInflight} notifications in flight at most); warm-up`);
     const warmIds = Array.from({ length: o.warmDevices }, (_, i) => warmId(i));
     if (o.warmDevices > 0) {
-      await sim.start('warm', hub.coapAddress, warmIds);
+      await sim.start('warm', hub.coapAddress, warmIds, hub.keys);
       for (let w = 0; w < o.warmChanges; w++) await fanoutOnce(hub, sim, o.warmDevices, 1000 + w, WARM_GROUP, 'warm', 100 + w);
       await sim.stop('warm', true);
     }
     const mem0 = await hub.stats(true);
     progress('fanout', `N=${fmt(n)}: registering ${fmt(n)} devices`);
     const ids = Array.from({ length: n }, (_, i) => benchId(i));
-    const started = await sim.start('bench', hub.coapAddress, ids);
+    const started = await sim.start('bench', hub.coapAddress, ids, hub.keys);
     const mem1 = await hub.stats(true);
     if (started.registration.observing !== n) {
       throw new Error(`only ${started.registration.observing} of ${n} devices registered (${started.registration.failed} failed); open-file limit ${String(started.openFiles)}`);

@@ -5,8 +5,9 @@
  * clock, so the parent can measure from the commit of a change. Run with --expose-gc for the memory figure.
  *
  * IPC with bench/push/run.ts:
- *   parent → { type: 'start', data, devices, warmDevices, keepaliveS }
- *                                   child → { type: 'ready', url, token, coapPort, startupMs, snapshotBytes, maxInflight }
+ *   parent → { type: 'start', data, devices, warmDevices, keepaliveS, secure }
+ *                                   child → { type: 'ready', url, token, coapPort, startupMs, snapshotBytes, maxInflight, keys }
+ *                                   (secure: the device endpoint is coaps and `keys` holds every device's key)
  *   parent → { type: 'stats', gc }  child → { type: 'stats', ...HubStats }
  *   parent → { type: 'commits', since }
  *                                   child → { type: 'commits', list: [{ at, ops, cpuUs }], notificationSends: { count, first, last } }
@@ -100,7 +101,7 @@ function stats(gc: boolean): HubStats {
   const cpu = process.cpuUsage();
   const elu = performance.eventLoopUtilization();
   const mem = process.memoryUsage();
-  const c = hub?.coap;
+  const c = hub?.coaps ?? hub?.coap;
   return {
     cpuUserUs: cpu.user,
     cpuSystemUs: cpu.system,
@@ -120,8 +121,9 @@ function stats(gc: boolean): HubStats {
   };
 }
 
-async function start(data: string, devices: number, warmDevices: number, keepaliveS: number): Promise<void> {
-  hub = await startHub({ data, host: '127.0.0.1', port: 0, coap: { port: 0, host: '127.0.0.1', keepaliveS } });
+async function start(data: string, devices: number, warmDevices: number, keepaliveS: number, secure: boolean): Promise<void> {
+  const device = { port: 0, host: '127.0.0.1', keepaliveS };
+  hub = await startHub({ data, host: '127.0.0.1', port: 0, ...(secure ? { coaps: device } : { coap: device }) });
   const token = hub.firstToken;
   if (!token) throw new Error(`the data folder ${data} is not fresh: no first token was made`);
   const core = hub.core;
@@ -149,8 +151,14 @@ async function start(data: string, devices: number, warmDevices: number, keepali
     const cpu = ops.length >= BIG_BATCH ? process.cpuUsage() : null;
     stamps.push({ at, ops: ops.length, cpuUs: cpu ? cpu.user + cpu.system : Number.NaN });
   };
-  const coap = hub.coap;
+  const coap = hub.coaps ?? hub.coap;
   if (!coap) throw new Error('the hub has no CoAP endpoint');
+  // coaps: every device's key, for the simulator (a benchmark's devices; never done outside of one).
+  const keys: Record<string, string> = {};
+  if (hub.keystore) {
+    for (let i = 0; i < devices; i++) keys[benchId(i)] = (await hub.keystore.issue(benchId(i))).key;
+    for (let i = 0; i < warmDevices; i++) keys[warmId(i)] = (await hub.keystore.issue(warmId(i))).key;
+  }
   const registry = coap.registry;
   const acknowledged = registry.acknowledged.bind(registry);
   registry.acknowledged = (peer, mid): boolean => {
@@ -166,7 +174,8 @@ async function start(data: string, devices: number, warmDevices: number, keepali
     type: 'ready',
     url: hub.url,
     token,
-    coapPort: hub.coapPort,
+    coapPort: hub.coapsPort ?? hub.coapPort,
+    keys,
     startupMs: hub.startupMs,
     snapshotBytes: core.state.snapshots.get(benchId(0))?.bytes.length ?? 0,
     maxInflight: coap.registry.maxInflight,
@@ -188,7 +197,7 @@ const fail = (err: unknown): never => {
 
 process.on('message', (m: unknown) => {
   if (isMessage(m, 'start')) {
-    start(String(m['data']), Number(m['devices']), Number(m['warmDevices'] ?? 0), Number(m['keepaliveS'])).catch(fail);
+    start(String(m['data']), Number(m['devices']), Number(m['warmDevices'] ?? 0), Number(m['keepaliveS']), m['secure'] === true).catch(fail);
   } else if (isMessage(m, 'stats')) {
     try {
       sendToParent({ type: 'stats', ...stats(m['gc'] === true) });

@@ -17,9 +17,11 @@ export interface LatencyOptions {
   readonly changes: number;
   readonly warmup: number;
   readonly keepaliveS: number;
+  /** Over coaps (DTLS 1.2 PSK) instead of plain CoAP. */
+  readonly secure: boolean;
 }
 
-export const latencyOptions = (quick: boolean, keepaliveS: number): LatencyOptions => ({ changes: quick ? 100 : 1000, warmup: quick ? 20 : 50, keepaliveS });
+export const latencyOptions = (quick: boolean, keepaliveS: number, secure = false): LatencyOptions => ({ changes: quick ? 100 : 1000, warmup: quick ? 20 : 50, keepaliveS, secure });
 
 export function latencyMethod(o: LatencyOptions): string[] {
   return [
@@ -45,7 +47,7 @@ interface Sample {
 export async function runLatency(o: LatencyOptions): Promise<Record<string, unknown>> {
   const dir = await scratchDir('push-latency');
   progress('latency', 'starting the hub process (1 device) and the simulator process');
-  const hub = await HubProcess.start({ data: dir.path, devices: 1, warmDevices: 0, keepaliveS: o.keepaliveS });
+  const hub = await HubProcess.start({ data: dir.path, devices: 1, warmDevices: 0, keepaliveS: o.keepaliveS, secure: o.secure });
   const sim = SimProcess.spawn(1);
   const id = benchId(0);
   try {
@@ -59,7 +61,7 @@ export async function runLatency(o: LatencyOptions): Promise<Record<string, unkn
         w.resolve(a);
       }
     });
-    const started = await sim.start('lat', hub.coapAddress, [id]);
+    const started = await sim.start('lat', hub.coapAddress, [id], hub.keys);
     if (started.registration.observing !== 1) throw new Error(`the device did not register: ${JSON.stringify(started.registration)}`);
     const ackOf = (version: number): Promise<AckMessage> => {
       const have = acks.get(version);

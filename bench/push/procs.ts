@@ -50,11 +50,13 @@ export class HubProcess {
     readonly startupMs: number,
     readonly snapshotBytes: number,
     readonly maxInflight: number,
+    /** coaps: every device's key; empty on plain CoAP. */
+    readonly keys: Readonly<Record<string, string>>,
   ) {
     this.api = new JsonClient(url, token);
   }
 
-  static async start(o: { data: string; devices: number; warmDevices: number; keepaliveS: number }): Promise<HubProcess> {
+  static async start(o: { data: string; devices: number; warmDevices: number; keepaliveS: number; secure?: boolean }): Promise<HubProcess> {
     const child = spawnTsWith(HUB_FILE, [], { nodeArgs: ['--expose-gc'] });
     const r = await ask<Record<string, unknown>>(child, { type: 'start', ...o }, 'ready', 180_000);
     return new HubProcess(
@@ -65,6 +67,7 @@ export class HubProcess {
       Number(r['startupMs']),
       Number(r['snapshotBytes']),
       Number(r['maxInflight']),
+      (r['keys'] ?? {}) as Record<string, string>,
     );
   }
 
@@ -148,8 +151,11 @@ export class SimProcess {
     return new SimProcess(spawnTsWith(SIM_FILE, [], { nodeArgs: ['--expose-gc'], openFiles: Math.max(65_536, devices * 2 + 1024) }));
   }
 
-  start(name: string, hub: string, ids: readonly string[]): Promise<Started> {
-    return ask<Started>(this.child, { type: 'start', name, hub, ids }, 'started', 300_000);
+  /** Starts simulator `name`; with `keys` (coaps) each device uses its own key. */
+  start(name: string, hub: string, ids: readonly string[], keys: Readonly<Record<string, string>> = {}): Promise<Started> {
+    const mine: Record<string, string> = {};
+    for (const id of ids) if (keys[id] !== undefined) mine[id] = keys[id];
+    return ask<Started>(this.child, { type: 'start', name, hub, ids, keys: mine }, 'started', 300_000);
   }
 
   /** Arms the fan-out collector; resolves once armed, with the promise of its report. Without `acks` the report comes once all are notified. */

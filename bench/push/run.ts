@@ -26,6 +26,7 @@ import { round } from '../lib/stats.ts';
 import { DATA_ROOT } from '../store/fixtures.ts';
 import { fanoutMethod, fanoutOptions, runFanout } from './fanout.ts';
 import { latencyMethod, latencyOptions, runLatency } from './latency.ts';
+import { dtlsFigures, dtlsMethod, dtlsSummary } from './dtls.ts';
 import { findMosquitto, mqttMethod, mqttOptions, runMosquitto } from './mosquitto.ts';
 
 const PARTS = ['latency', 'fanout', 'mosquitto'] as const;
@@ -35,15 +36,16 @@ const isPart = (s: string): s is Part => (PARTS as readonly string[]).includes(s
 /** Devices re-register every keepalive; this one keeps re-registrations out of the timed windows. */
 const KEEPALIVE_S = 600;
 
-const USAGE = `usage: npm run bench:push -- [--quick] [--only ${PARTS.join('|')}]
+const USAGE = `usage: npm run bench:push -- [--quick] [--only ${PARTS.join('|')}] [--dtls]
   --quick    smoke test: 100 changes, fan-outs to 200 and 1,000 devices, 3 repeats
   --only     run one part
+  --dtls     run latency and fan-out a second time over coaps (DTLS 1.2 PSK) and compare
   env BENCH_HUB_PROFILE=<file.cpuprofile>: CPU profile of the hub over the fan-outs of the largest N
   env BENCH_SIM_PROFILE=<file.cpuprofile>: the same for the simulated devices' process`;
 
-function parse(): { quick: boolean; only: Part | undefined } {
+function parse(): { quick: boolean; only: Part | undefined; dtls: boolean } {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, dtls: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
     strict: true,
   });
   if (values.help) {
@@ -54,7 +56,7 @@ function parse(): { quick: boolean; only: Part | undefined } {
     console.error(`unknown part ${values.only}\n${USAGE}`);
     process.exit(2);
   }
-  return { quick: values.quick ?? false, only: values.only as Part | undefined };
+  return { quick: values.quick ?? false, only: values.only as Part | undefined, dtls: values.dtls ?? false };
 }
 
 const line = (s = ''): void => void process.stdout.write(`${s}\n`);
@@ -191,7 +193,7 @@ async function main(): Promise<void> {
   const fsyncBefore = fsyncProbe(DATA_ROOT);
   const kernel = { rmemMax: sysctl('net.core.rmem_max'), rmemDefault: sysctl('net.core.rmem_default'), openFilesHere: openFileLimit() };
 
-  line(`henge bench:push${flags.quick ? ' --quick' : ''}${flags.only ? ` --only ${flags.only}` : ''}  (${new Date().toISOString()})`);
+  line(`henge bench:push${flags.quick ? ' --quick' : ''}${flags.only ? ` --only ${flags.only}` : ''}${flags.dtls ? ' --dtls' : ''}  (${new Date().toISOString()})`);
   line(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.totalMemoryGiB} GiB, node ${machine.node}, ${machine.os}`);
   line(`kernel:  net.core.rmem_max ${String(kernel.rmemMax)}, rmem_default ${String(kernel.rmemDefault)}; open-file limit here ${String(kernel.openFilesHere)} (raised in the children)`);
   line(`data:    ${DATA_ROOT} on ${machine.dataFs}; fdatasync of 4 KiB now: p50 ${fsyncBefore.p50} ms, p90 ${fsyncBefore.p90} ms, max ${fsyncBefore.max} ms`);
@@ -200,6 +202,7 @@ async function main(): Promise<void> {
   if (parts.includes('latency')) for (const l of latencyMethod(lo)) line(`  ${l}`);
   if (parts.includes('fanout')) for (const l of fanoutMethod(fo)) line(`  ${l}`);
   if (parts.includes('mosquitto')) for (const l of mqttMethod(mo, broker)) line(`  ${l}`);
+  if (flags.dtls) for (const l of dtlsMethod()) line(`  ${l}`);
   line();
 
   const t0 = performance.now();
@@ -216,8 +219,19 @@ async function main(): Promise<void> {
     }
     progress(part, `done in ${((performance.now() - p0) / 1000).toFixed(1)} s`);
   }
+  if (flags.dtls) {
+    if (parts.includes('latency')) {
+      progress('latency', 'again over DTLS');
+      results['latencyDtls'] = await runLatency({ ...lo, secure: true });
+    }
+    if (parts.includes('fanout')) {
+      progress('fanout', 'again over DTLS');
+      results['fanoutDtls'] = await runFanout({ ...fo, secure: true });
+    }
+  }
   const fsyncAfter = fsyncProbe(DATA_ROOT);
   const v = verdicts(results, flags.quick);
+  if (flags.dtls) v['dtls'] = dtlsFigures(results);
   const out = {
     bench: 'push',
     time: new Date().toISOString(),
@@ -231,6 +245,7 @@ async function main(): Promise<void> {
   };
   line('summary:');
   for (const l of summary(results, v)) line(`  ${l}`);
+  if (flags.dtls) for (const l of dtlsSummary(v['dtls'] as Json)) line(`  ${l}`);
   const json = JSON.stringify(out);
   const file = resolve(REPO_ROOT, 'bench/results/push.json');
   await mkdir(resolve(REPO_ROOT, 'bench/results'), { recursive: true });

@@ -4,7 +4,7 @@
  * for the latency figure. Every time is taken here, on the machine-wide monotonic clock (sim/clock.ts).
  *
  * IPC with bench/push/run.ts:
- *   parent → { type: 'start', name, hub, ids }    child → { type: 'started', name, registration, openFiles, rss/heap before and after }
+ *   parent → { type: 'start', name, hub, ids, keys } child → { type: 'started', name, registration, openFiles, rss/heap before and after }
  *   parent → { type: 'arm', name, id, expect, acks }  child → { type: 'armed', id }, later { type: 'fanout', ...FanoutReport }
  *                                                 (acks false: the report comes once all `expect` are notified)
  *   parent → { type: 'ack-status', name, status } child → { type: 'ack-status' }  (status null: apply, send no ack POST)
@@ -115,9 +115,10 @@ function onAcked(name: string, e: AckedEvent): void {
   if (a.acked === a.expect && a.notified === a.expect) report(a, true);
 }
 
-async function start(name: string, hub: string, ids: string[]): Promise<void> {
+async function start(name: string, hub: string, ids: string[], keys: Readonly<Record<string, string>>): Promise<void> {
   const before = gcAndMemory();
-  const sim = new Simulator({ hub });
+  const secure = Object.keys(keys).length > 0;
+  const sim = new Simulator({ hub, ...(secure ? { keyOf: (id: string) => keys[id] } : {}) });
   sims.set(name, sim);
   sim.on('notified', (e) => onNotified(name, e));
   sim.on('acked', (e) => onAcked(name, e));
@@ -172,7 +173,7 @@ const fail = (err: unknown): never => {
 process.on('message', (m: unknown) => {
   try {
     if (isMessage(m, 'start')) {
-      start(String(m['name']), String(m['hub']), m['ids'] as string[]).catch(fail);
+      start(String(m['name']), String(m['hub']), m['ids'] as string[], (m['keys'] ?? {}) as Record<string, string>).catch(fail);
     } else if (isMessage(m, 'arm')) {
       const name = String(m['name']);
       mustSim(name);

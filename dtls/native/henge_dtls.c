@@ -7,8 +7,9 @@
  *   createServer({ ciphers, pskLookup, mtu })        a context; pskLookup(identity) -> Buffer | null
  *   listen(server, peerKey, datagram)                 stateless cookie exchange (DTLSv1_listen): returns
  *                                                     { out, session }; a session only for a verified cookie
- *   feed(session, datagram)                           handshake or records in -> { out, data, state, ... }
- *   write(session, plaintext)                         one record out -> { out, ... }
+ *   feed(session, datagram)                           handshake or records in -> { out, data, state, ... }, or
+ *                                                     just the plaintext Buffer for the usual one-record datagram
+ *   write(session, plaintext)                         one record out -> the datagram Buffer, or { out, ... }
  *   timeout(session)                                  handshake retransmission (DTLSv1_handle_timeout)
  *   close(session)                                    close_notify out, then the session is freed
  *   createClient({ ciphers, identity, key, mtu })     a client session: { out (the ClientHello), session }
@@ -461,6 +462,8 @@ static napi_value henge_create_server(napi_env env, napi_callback_info info) {
   }
   if (failure == NULL) {
     SSL_CTX_set_options(s->ctx, SSL_OP_COOKIE_EXCHANGE | SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+    /* A session holds its record buffers (~34 KB) only while it reads or writes: thousands sit idle. */
+    SSL_CTX_set_mode(s->ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_read_ahead(s->ctx, 1);
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_psk_server_callback(s->ctx, henge_psk_server_cb);
@@ -584,13 +587,34 @@ static napi_value henge_feed(napi_env env, napi_callback_info info) {
       }
     }
   }
-  napi_value data;
-  HENGE_CHECK(env, napi_create_array(env, &data));
-  if (se->state == HENGE_OPEN) {
-    static unsigned char plain[HENGE_MAX_DATAGRAM];
+  static unsigned char plain[HENGE_MAX_DATAGRAM];
+  if (se->state == HENGE_OPEN && error == NULL) {
+    /* The hot path (a datagram holding one record): its plaintext as a Buffer, no result object. */
+    int n = SSL_read(se->ssl, plain, (int)sizeof plain);
+    henge_bio_state *fst = henge_state_of(se->ssl);
+    if (n > 0 && fst != NULL && fst->rx == NULL && fst->out_count == 0) {
+      napi_value buf;
+      HENGE_CHECK(env, napi_create_buffer_copy(env, (size_t)n, plain, NULL, &buf));
+      return buf;
+    }
+    napi_value data;
+    HENGE_CHECK(env, napi_create_array(env, &data));
     uint32_t count = 0;
-    for (int i = 0; i < HENGE_MAX_OUT; i++) {
-      int n = SSL_read(se->ssl, plain, (int)sizeof plain);
+    if (n > 0) {
+      napi_value buf;
+      HENGE_CHECK(env, napi_create_buffer_copy(env, (size_t)n, plain, NULL, &buf));
+      HENGE_CHECK(env, napi_set_element(env, data, count++, buf));
+    } else {
+      int e = SSL_get_error(se->ssl, n);
+      if (e == SSL_ERROR_ZERO_RETURN) se->state = HENGE_CLOSED;
+      else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        error = henge_ssl_error(err, sizeof err);
+        if (error == NULL) error = "record layer failure";
+        se->state = HENGE_CLOSED;
+      }
+    }
+    for (int i = 1; i < HENGE_MAX_OUT && n > 0 && se->state == HENGE_OPEN; i++) {
+      n = SSL_read(se->ssl, plain, (int)sizeof plain);
       if (n > 0) {
         napi_value buf;
         HENGE_CHECK(env, napi_create_buffer_copy(env, (size_t)n, plain, NULL, &buf));
@@ -598,18 +622,19 @@ static napi_value henge_feed(napi_env env, napi_callback_info info) {
         continue;
       }
       int e = SSL_get_error(se->ssl, n);
-      if (e == SSL_ERROR_ZERO_RETURN) {
-        se->state = HENGE_CLOSED; /* close_notify from the peer */
-      } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      if (e == SSL_ERROR_ZERO_RETURN) se->state = HENGE_CLOSED;
+      else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
         error = henge_ssl_error(err, sizeof err);
         if (error == NULL) error = "record layer failure";
         se->state = HENGE_CLOSED;
       }
-      break;
     }
+    henge_rx_clear(st);
+    return henge_result(env, se, data, error);
   }
+  /* Still handshaking, or closed: no application data. */
   henge_rx_clear(st);
-  return henge_result(env, se, data, error);
+  return henge_result(env, se, NULL, error);
 }
 
 static napi_value henge_write(napi_env env, napi_callback_info info) {
@@ -633,6 +658,14 @@ static napi_value henge_write(napi_env env, napi_callback_info info) {
   if (n <= 0) {
     error = henge_ssl_error(err, sizeof err);
     if (error == NULL) error = "write failed";
+  }
+  henge_bio_state *st = henge_state_of(se->ssl);
+  if (error == NULL && st != NULL && st->out_count == 1) {
+    /* The hot path (every notification): the one record, as a Buffer, no result object. */
+    napi_value buf;
+    HENGE_CHECK(env, napi_create_buffer_copy(env, st->out[0].len, st->out[0].data, NULL, &buf));
+    henge_out_clear(st);
+    return buf;
   }
   return henge_result(env, se, NULL, error);
 }
@@ -738,6 +771,7 @@ static napi_value henge_create_client(napi_env env, napi_callback_info info) {
   }
   if (failure == NULL) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_psk_client_callback(ctx, henge_psk_client_cb);
     se->ssl = SSL_new(ctx);

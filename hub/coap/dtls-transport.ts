@@ -141,7 +141,9 @@ export class DtlsTransport implements DatagramTransport {
       return;
     }
     const plain = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.step(s, this.addon.write(s.handle, plain));
+    const r = this.addon.write(s.handle, plain);
+    if (Buffer.isBuffer(r)) this.udp.send(r, s.peer);
+    else this.step(s, r);
   }
 
   async close(): Promise<void> {
@@ -156,7 +158,9 @@ export class DtlsTransport implements DatagramTransport {
     const existing = this.sessions.get(key);
     if (existing && !(existing.state === SessionState.Open && isNewHandshake(bytes))) {
       existing.lastActive = Date.now();
-      this.step(existing, this.addon.feed(existing.handle, bytes));
+      const r = this.addon.feed(existing.handle, bytes);
+      if (Buffer.isBuffer(r)) this.handler(r, existing.peer);
+      else this.step(existing, r);
       return;
     }
     if (this.handshaking >= this.maxHandshakes) {
