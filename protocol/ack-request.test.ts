@@ -6,15 +6,7 @@ import type { Ack } from './ack.ts';
 import { ContentFormat, Method, generateMessage, uintOption } from './coap.ts';
 import { DEVICE_PREFIX, Resource } from './paths.ts';
 import { AckWriter } from './ack-request.ts';
-
-/** Deterministic pseudo-random numbers (a 32-bit LCG), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 0x1_0000_0000;
-  };
-}
+import { rng } from '../test/helpers/rng.ts';
 
 /** The ack POST through coap-packet's general generator and encodeAck. */
 function ackRequest(id: string, mid: number, token: Buffer, ack: Ack): Buffer {

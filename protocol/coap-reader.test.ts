@@ -4,15 +4,7 @@ import assert from 'node:assert/strict';
 import { MessageKind, OptionNumber, emptyMessage as protocolEmpty, encodeMessage, option, parseMessage, readUint, uintOption } from './coap.ts';
 import type { CoapMessage } from './coap.ts';
 import { Inbound, codeName, readInbound } from './coap-reader.ts';
-
-/** Deterministic pseudo-random numbers (a 32-bit LCG), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 0x1_0000_0000;
-  };
-}
+import { rng } from '../test/helpers/rng.ts';
 
 function parsed(b: Buffer): CoapMessage | null {
   try {

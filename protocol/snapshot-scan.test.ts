@@ -8,14 +8,7 @@ import { buildSnapshot, decodeSnapshot } from './snapshot.ts';
 import type { ConfigValues, Snapshot } from './snapshot.ts';
 import { scanSnapshot } from './snapshot-scan.ts';
 import type { ScannedSnapshot } from './snapshot-scan.ts';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 0x1_0000_0000;
-  };
-}
+import { rng } from '../test/helpers/rng.ts';
 
 function decoded(b: Uint8Array): Snapshot | null {
   try {

@@ -3,15 +3,10 @@
  * simulated device, each with its own key), and the DTLS figures of the security issue side by side with
  * the plain ones of the same run: the ratios (target: within 1.5×), handshakes, and memory per session.
  */
+import { get, num } from '../lib/json.ts';
+import type { Json } from '../lib/json.ts';
 import { round } from '../lib/stats.ts';
 
-type Json = Record<string, unknown>;
-const get = (o: unknown, ...path: string[]): unknown =>
-  path.reduce<unknown>((x, k) => (x !== null && typeof x === 'object' ? (x as Json)[k] : undefined), o);
-const num = (o: unknown, ...path: string[]): number => {
-  const v = get(o, ...path);
-  return typeof v === 'number' ? v : Number.NaN;
-};
 
 export function dtlsMethod(): string[] {
   return [

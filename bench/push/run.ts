@@ -22,6 +22,8 @@ import { fsyncProbe } from '../lib/disk.ts';
 import { machineInfo } from '../lib/machine.ts';
 import { fmt, progress } from '../lib/progress.ts';
 import { openFileLimit } from '../lib/spawn.ts';
+import { get, num } from '../lib/json.ts';
+import type { Json } from '../lib/json.ts';
 import { round } from '../lib/stats.ts';
 import { DATA_ROOT } from '../store/fixtures.ts';
 import { fanoutMethod, fanoutOptions, runFanout } from './fanout.ts';
@@ -69,13 +71,6 @@ function sysctl(name: string): number | null {
   }
 }
 
-type Json = Record<string, unknown>;
-const get = (o: unknown, ...path: string[]): unknown =>
-  path.reduce<unknown>((x, k) => (x !== null && typeof x === 'object' ? (x as Json)[k] : undefined), o);
-const num = (o: unknown, ...path: string[]): number => {
-  const v = get(o, ...path);
-  return typeof v === 'number' ? v : Number.NaN;
-};
 
 /** Targets of DESIGN.md, checked at 5,000 devices (a --quick run decides none of them: met null). */
 function verdicts(results: Json, quick: boolean): Json {

@@ -87,7 +87,7 @@ async function run(flags: HubFlags): Promise<void> {
     `  data: ${hub.dataDir}`,
     `  API:  ${hub.url}  (docs: ${hub.url}/docs)`,
     hub.coapsPort !== null ? `  CoAPS: udp ${flags.coapHost} port ${hub.coapsPort} (DTLS 1.2, a pre-shared key per device)` : '  CoAPS: off (--no-coaps)',
-    hub.coapPort !== null ? `  CoAP: udp ${flags.coapHost} port ${hub.coapPort} (plain CoAP, not encrypted: the Node agent does not speak DTLS yet)` : '  CoAP: off (--no-coap)',
+    hub.coapPort !== null ? `  CoAP: udp ${flags.coapHost} port ${hub.coapPort} (plain CoAP, not encrypted: --no-coap once every device uses coaps)` : '  CoAP: off (--no-coap)',
     `  mDNS: ${hub.advertised ? `advertised as henge-${meta?.hubId ?? ''} (_henge._sub._coap._udp)` : 'not advertised'}`,
   ];
   if (hub.firstToken) {

@@ -403,6 +403,17 @@ static int henge_get_external(napi_env env, napi_value v, void **out) {
   return napi_get_value_external(env, v, out) == napi_ok && *out != NULL;
 }
 
+/* The session in argument 0 (and `want` arguments in all, into argv), or NULL with a JavaScript error thrown. */
+static henge_session *henge_session_arg(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage) {
+  size_t argc = want;
+  henge_session *se = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want || !henge_get_external(env, argv[0], (void **)&se)) {
+    henge_throw(env, usage);
+    return NULL;
+  }
+  return se;
+}
+
 /* Bounded copy of a Buffer argument into the BIO's read slot. */
 static int henge_put_datagram(napi_env env, napi_value v, henge_bio_state *st) {
   bool is_buffer = false;
@@ -424,18 +435,41 @@ static int henge_put_datagram(napi_env env, napi_value v, henge_bio_state *st) {
 /* Exported functions                                                                              */
 /* ---------------------------------------------------------------------------------------------- */
 
-static napi_value henge_create_server(napi_env env, napi_callback_info info) {
+/* The options object (argument 0) and its `ciphers` text; 0 with a JavaScript error thrown. */
+static int henge_options_arg(napi_env env, napi_callback_info info, napi_value *opts, char *ciphers, size_t size, const char *usage) {
   size_t argc = 1;
-  napi_value argv[1], opts, v;
-  HENGE_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return henge_throw(env, "createServer(options) needs its options");
-  opts = argv[0];
-  char ciphers[HENGE_MAX_CIPHERS];
-  size_t ciphers_len = 0;
-  HENGE_CHECK(env, napi_get_named_property(env, opts, "ciphers", &v));
-  if (napi_get_value_string_utf8(env, v, ciphers, sizeof ciphers, &ciphers_len) != napi_ok || ciphers_len == 0 || ciphers_len >= sizeof ciphers - 1) {
-    return henge_throw(env, "options.ciphers must be an OpenSSL cipher list");
+  napi_value v;
+  size_t len = 0;
+  if (napi_get_cb_info(env, info, &argc, opts, NULL, NULL) != napi_ok || argc < 1) {
+    henge_throw(env, usage);
+    return 0;
   }
+  if (napi_get_named_property(env, *opts, "ciphers", &v) != napi_ok || napi_get_value_string_utf8(env, v, ciphers, size, &len) != napi_ok || len == 0 ||
+      len >= size - 1) {
+    henge_throw(env, "options.ciphers must be an OpenSSL cipher list");
+    return 0;
+  }
+  return 1;
+}
+
+/* What server and client contexts share: DTLS 1.2 only, the cipher list, no renegotiation or tickets, the
+ * MTU from us, record buffers released while idle. NULL, or what failed. */
+static const char *henge_ctx_setup(SSL_CTX *ctx, const char *ciphers, uint64_t options) {
+  if (!SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) || !SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION)) return "cannot pin DTLS 1.2";
+  /* TLS_PSK_WITH_AES_128_CCM_8 counts as 64-bit strength in OpenSSL 3: it needs security level 0. */
+  SSL_CTX_set_security_level(ctx, 0);
+  if (!SSL_CTX_set_cipher_list(ctx, ciphers)) return "no usable cipher in options.ciphers";
+  SSL_CTX_set_options(ctx, options | SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+  SSL_CTX_set_read_ahead(ctx, 1);
+  /* A session holds its record buffers (~34 KB) only while it reads or writes: thousands sit idle. */
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  return NULL;
+}
+
+static napi_value henge_create_server(napi_env env, napi_callback_info info) {
+  napi_value opts, v;
+  char ciphers[HENGE_MAX_CIPHERS];
+  if (!henge_options_arg(env, info, &opts, ciphers, sizeof ciphers, "createServer(options) needs its options")) return NULL;
   napi_value lookup;
   napi_valuetype t;
   HENGE_CHECK(env, napi_get_named_property(env, opts, "pskLookup", &lookup));
@@ -454,17 +488,8 @@ static napi_value henge_create_server(napi_env env, napi_callback_info info) {
   char err[256];
   const char *failure = NULL;
   if (s->ctx == NULL) failure = "SSL_CTX_new failed";
-  else if (!SSL_CTX_set_min_proto_version(s->ctx, DTLS1_2_VERSION) || !SSL_CTX_set_max_proto_version(s->ctx, DTLS1_2_VERSION)) failure = "cannot pin DTLS 1.2";
-  else {
-    /* TLS_PSK_WITH_AES_128_CCM_8 counts as 64-bit strength in OpenSSL 3: it needs security level 0. */
-    SSL_CTX_set_security_level(s->ctx, 0);
-    if (!SSL_CTX_set_cipher_list(s->ctx, ciphers)) failure = "no usable cipher in options.ciphers";
-  }
+  else failure = henge_ctx_setup(s->ctx, ciphers, SSL_OP_COOKIE_EXCHANGE);
   if (failure == NULL) {
-    SSL_CTX_set_options(s->ctx, SSL_OP_COOKIE_EXCHANGE | SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
-    /* A session holds its record buffers (~34 KB) only while it reads or writes: thousands sit idle. */
-    SSL_CTX_set_mode(s->ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_read_ahead(s->ctx, 1);
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_psk_server_callback(s->ctx, henge_psk_server_cb);
     SSL_CTX_set_cookie_generate_cb(s->ctx, henge_cookie_generate_cb);
@@ -562,11 +587,9 @@ static napi_value henge_listen(napi_env env, napi_callback_info info) {
 }
 
 static napi_value henge_feed(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  HENGE_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  henge_session *se = NULL;
-  if (argc < 2 || !henge_get_external(env, argv[0], (void **)&se)) return henge_throw(env, "feed(session, datagram)");
+  henge_session *se = henge_session_arg(env, info, 2, argv, "feed(session, datagram)");
+  if (se == NULL) return NULL;
   if (se->ssl == NULL || se->state == HENGE_CLOSED) return henge_result(env, se, NULL, "the session is closed");
   if (se->server != NULL) se->server->env = env;
   henge_bio_state *st = henge_state_of(se->ssl);
@@ -600,21 +623,8 @@ static napi_value henge_feed(napi_env env, napi_callback_info info) {
     napi_value data;
     HENGE_CHECK(env, napi_create_array(env, &data));
     uint32_t count = 0;
-    if (n > 0) {
-      napi_value buf;
-      HENGE_CHECK(env, napi_create_buffer_copy(env, (size_t)n, plain, NULL, &buf));
-      HENGE_CHECK(env, napi_set_element(env, data, count++, buf));
-    } else {
-      int e = SSL_get_error(se->ssl, n);
-      if (e == SSL_ERROR_ZERO_RETURN) se->state = HENGE_CLOSED;
-      else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-        error = henge_ssl_error(err, sizeof err);
-        if (error == NULL) error = "record layer failure";
-        se->state = HENGE_CLOSED;
-      }
-    }
-    for (int i = 1; i < HENGE_MAX_OUT && n > 0 && se->state == HENGE_OPEN; i++) {
-      n = SSL_read(se->ssl, plain, (int)sizeof plain);
+    for (int i = 0; i < HENGE_MAX_OUT; i++) {
+      if (i > 0) n = SSL_read(se->ssl, plain, (int)sizeof plain);
       if (n > 0) {
         napi_value buf;
         HENGE_CHECK(env, napi_create_buffer_copy(env, (size_t)n, plain, NULL, &buf));
@@ -622,12 +632,14 @@ static napi_value henge_feed(napi_env env, napi_callback_info info) {
         continue;
       }
       int e = SSL_get_error(se->ssl, n);
-      if (e == SSL_ERROR_ZERO_RETURN) se->state = HENGE_CLOSED;
-      else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      if (e == SSL_ERROR_ZERO_RETURN) {
+        se->state = HENGE_CLOSED; /* close_notify from the peer */
+      } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
         error = henge_ssl_error(err, sizeof err);
         if (error == NULL) error = "record layer failure";
         se->state = HENGE_CLOSED;
       }
+      break;
     }
     henge_rx_clear(st);
     return henge_result(env, se, data, error);
@@ -638,11 +650,9 @@ static napi_value henge_feed(napi_env env, napi_callback_info info) {
 }
 
 static napi_value henge_write(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  HENGE_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  henge_session *se = NULL;
-  if (argc < 2 || !henge_get_external(env, argv[0], (void **)&se)) return henge_throw(env, "write(session, plaintext)");
+  henge_session *se = henge_session_arg(env, info, 2, argv, "write(session, plaintext)");
+  if (se == NULL) return NULL;
   if (se->ssl == NULL || se->state != HENGE_OPEN) return henge_result(env, se, NULL, "the session is not open");
   bool is_buffer = false;
   void *data = NULL;
@@ -671,11 +681,9 @@ static napi_value henge_write(napi_env env, napi_callback_info info) {
 }
 
 static napi_value henge_timeout(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  HENGE_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  henge_session *se = NULL;
-  if (argc < 1 || !henge_get_external(env, argv[0], (void **)&se)) return henge_throw(env, "timeout(session)");
+  henge_session *se = henge_session_arg(env, info, 1, argv, "timeout(session)");
+  if (se == NULL) return NULL;
   if (se->ssl == NULL || se->state != HENGE_HANDSHAKING) return henge_result(env, se, NULL, NULL);
   if (se->server != NULL) se->server->env = env;
   ERR_clear_error();
@@ -690,11 +698,9 @@ static napi_value henge_timeout(napi_env env, napi_callback_info info) {
 }
 
 static napi_value henge_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  HENGE_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  henge_session *se = NULL;
-  if (argc < 1 || !henge_get_external(env, argv[0], (void **)&se)) return henge_throw(env, "close(session)");
+  henge_session *se = henge_session_arg(env, info, 1, argv, "close(session)");
+  if (se == NULL) return NULL;
   napi_value out;
   if (se->ssl != NULL && se->state == HENGE_OPEN) {
     ERR_clear_error();
@@ -711,18 +717,10 @@ static napi_value henge_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value henge_create_client(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], opts, v;
+  napi_value opts, v;
   napi_valuetype t;
-  HENGE_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return henge_throw(env, "createClient(options) needs its options");
-  opts = argv[0];
   char ciphers[HENGE_MAX_CIPHERS];
-  size_t ciphers_len = 0;
-  HENGE_CHECK(env, napi_get_named_property(env, opts, "ciphers", &v));
-  if (napi_get_value_string_utf8(env, v, ciphers, sizeof ciphers, &ciphers_len) != napi_ok || ciphers_len == 0 || ciphers_len >= sizeof ciphers - 1) {
-    return henge_throw(env, "options.ciphers must be an OpenSSL cipher list");
-  }
+  if (!henge_options_arg(env, info, &opts, ciphers, sizeof ciphers, "createClient(options) needs its options")) return NULL;
   henge_client_psk *psk = calloc(1, sizeof *psk);
   if (psk == NULL) return henge_throw(env, "out of memory");
   size_t id_len = 0;
@@ -763,16 +761,9 @@ static napi_value henge_create_client(napi_env env, napi_callback_info info) {
   else if (!SSL_CTX_set_ex_data(ctx, 0, psk)) failure = "cannot attach the key";
   else {
     psk = NULL; /* owned by the context now, freed with the session */
-    if (!SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) || !SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION)) failure = "cannot pin DTLS 1.2";
-    else {
-      SSL_CTX_set_security_level(ctx, 0);
-      if (!SSL_CTX_set_cipher_list(ctx, ciphers)) failure = "no usable cipher in options.ciphers";
-    }
+    failure = henge_ctx_setup(ctx, ciphers, 0);
   }
   if (failure == NULL) {
-    SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_psk_client_callback(ctx, henge_psk_client_cb);
     se->ssl = SSL_new(ctx);
     BIO *b = se->ssl != NULL ? BIO_new(henge_bio_method) : NULL;

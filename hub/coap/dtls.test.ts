@@ -164,6 +164,7 @@ describe('coaps', () => {
     if (keysUsed.length === 0) await addDevice('dt-rest');
     const master = await stat(join(hub.dataDir, 'master.key'));
     assert.equal(master.mode & 0o777, 0o600);
+    assert.equal((await stat(join(hub.dataDir, 'keys'))).mode & 0o777, 0o700);
     const readAll = async (dir: string): Promise<Buffer> =>
       Buffer.concat(await Promise.all((await readdir(dir)).map((f) => readFile(join(dir, f)).catch(() => Buffer.alloc(0)))));
     const everything = await readAll(join(hub.dataDir, 'keys'));

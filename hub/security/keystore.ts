@@ -9,7 +9,7 @@
  * bytes: libcoap's `-k` and firmware config files take keys as text (docs/security.md).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmod, open, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { KeystoreError } from '../errors.ts';
@@ -70,6 +70,7 @@ export class Keystore {
   /** Opens (or creates) the keystore of a data folder and decrypts every key into memory. */
   static async open(dataDir: string): Promise<Keystore> {
     const master = await masterKey(join(dataDir, 'master.key'));
+    await mkdir(join(dataDir, 'keys'), { recursive: true, mode: 0o700 });
     const db = new Level<string, string>(join(dataDir, 'keys'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     await db.open();
     const ks = new Keystore(db, master);

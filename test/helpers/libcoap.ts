@@ -7,25 +7,13 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { Decoder } from 'cbor-x';
+import { findExecutable } from './netns.ts';
 
 export const LIBCOAP_PACKAGE = 'libcoap3-bin';
 
-export function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const p = join(dir, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+/** The full path of a command, or undefined. */
+export const findOnPath = findExecutable;
 
 /** Skips (or, with CI=true, fails) a test when the peer `name` is missing; returns its path otherwise. */
 export function needPeer(t: TestContext, name: string): string | undefined {
