@@ -1,17 +1,18 @@
 /**
  * The whole discovery path between two hosts: `henge hub` (advertising over mDNS) in network namespace A,
- * `henge agent` with no --hub in namespace B. The agent must find the hub, pin it, and apply a change.
+ * `henge agent` with no --hub in namespace B, with the key `device add` printed: the hub serves coaps only
+ * (the default) and advertises `_coaps._udp`. The agent must find the hub, pin it, and apply a change.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HENGE_BIN, ROOT } from '../test/helpers/processes.ts';
 import { STATE_FILE } from './state.ts';
 import { childEnv, createNetnsPair, netnsMissing, skipOrFail } from '../test/helpers/netns.ts';
 import type { ManagedProcess } from '../test/helpers/netns.ts';
 
-test('discovery - an agent with no --hub finds the hub over mDNS, pins it and applies a change', async (t) => {
+test('discovery - an agent with a key and no --hub finds the coaps hub over mDNS, pins it and applies a change', async (t) => {
   const missing = await netnsMissing();
   if (missing !== undefined) {
     skipOrFail(t, missing);
@@ -23,16 +24,19 @@ test('discovery - an agent with no --hub finds the hub over mDNS, pins it and ap
   let hub: ManagedProcess | undefined;
   let agent: ManagedProcess | undefined;
   try {
-    hub = pair.a.spawn(process.execPath, [HENGE_BIN, 'hub', '--data', join(dir, 'hub'), '--port', '0', '--coap-port', '5683', '--log-level', 'warn'], { env, cwd: ROOT });
+    hub = pair.a.spawn(process.execPath, [HENGE_BIN, 'hub', '--data', join(dir, 'hub'), '--port', '0', '--log-level', 'warn'], { env, cwd: ROOT });
     const banner = await hub.waitForLine((l) => l.includes('mDNS:'), 30_000, 'hub banner');
-    assert.match(banner, /advertised as henge-[0-9a-f]{12}/, banner);
+    assert.match(banner, /advertised as henge-[0-9a-f]{12} \(_henge\._sub\._coaps\._udp\)/, banner);
     const hubId = /henge-([0-9a-f]{12})/.exec(banner)?.[1] ?? '';
     const henge = (args: string[]) => pair.a.run(process.execPath, [HENGE_BIN, ...args], { timeoutMs: 30_000, env, cwd: ROOT });
-    assert.equal((await henge(['device', 'add', 'lamp'])).code, 0);
+    const added = await henge(['device', 'add', 'lamp', '--json']);
+    assert.equal(added.code, 0);
+    const keyFile = join(dir, 'lamp.key');
+    await writeFile(keyFile, `${(JSON.parse(added.stdout) as { key: string }).key}\n`, { mode: 0o600 });
     assert.equal((await henge(['set', 'lamp', 'brightness=40'])).code, 0);
 
     const out = join(dir, 'lamp.json');
-    agent = pair.b.spawn(process.execPath, [HENGE_BIN, 'agent', '--id', 'lamp', '--out', out, '--state', join(dir, 'agent-state')], { env, cwd: ROOT });
+    agent = pair.b.spawn(process.execPath, [HENGE_BIN, 'agent', '--id', 'lamp', '--key-file', keyFile, '--out', out, '--state', join(dir, 'agent-state')], { env, cwd: ROOT });
     const connected = await agent.waitForStderrLine((l) => l.includes('mdns henge-'), 40_000, 'the agent finds the hub over mDNS');
     assert.ok(connected.includes(pair.a.address), `the agent uses A's address on the link: ${connected}`);
     const applied = async (want: number): Promise<void> => {

@@ -147,7 +147,7 @@ describe('cli', () => {
     assert.match(status.stdout, /store healthy/);
     assert.match(status.stdout, /fleet: \d+ converged, \d+ pending, 0 failed; 0 online, \d+ offline/);
     assert.match(status.stdout, /DEVICE\s+SYNC\s+DESIRED\s+APPLIED/);
-    const second = await runCli(sb, ['hub', '--data', hub.dataDir, '--port', '0']);
+    const second = await runCli(sb, ['hub', '--data', hub.dataDir, '--port', '0', '--coaps-port', '0', '--no-mdns']);
     assert.equal(second.code, 6);
     assert.match(second.stderr, /in use by another henge process/);
   });
@@ -158,7 +158,7 @@ describe('cli', () => {
     await new Promise<void>((resolve) => sock.bind(0, '::', () => resolve()));
     try {
       const port = sock.address().port;
-      const busy = await runCli(other, ['hub', '--data', join(other.dir, 'data'), '--port', '0', '--coap-port', String(port)]);
+      const busy = await runCli(other, ['hub', '--data', join(other.dir, 'data'), '--port', '0', '--coaps-port', String(port), '--no-mdns']);
       assert.equal(busy.code, 6);
       assert.match(busy.stderr, /port \d+ \(EADDRINUSE\)/);
       const ok = await startHubProcess(other);

@@ -23,7 +23,7 @@ export interface HubOptions {
   /** 0 picks a free port. */
   readonly port?: number;
   readonly logger?: FastifyBaseLogger;
-  /** The device endpoint (plain CoAP until DTLS lands); off unless given. Port 0 picks a free one. */
+  /** The plain CoAP device endpoint (`--insecure`); off unless given. Port 0 picks a free one. */
   readonly coap?: {
     readonly port: number;
     readonly host?: string;
@@ -42,6 +42,9 @@ export interface HubOptions {
     readonly handshakeMs?: number;
     /** A session without traffic for this long is closed (default 10 min). */
     readonly idleMs?: number;
+    /** Advertise it over mDNS/DNS-SD as `_coaps._udp`. Off unless asked. */
+    readonly advertise?: boolean;
+    readonly keepaliveS?: number;
   };
 }
 
@@ -85,7 +88,7 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     },
   });
   metrics.bind(core);
-  const runtime = new DeviceRuntime(opts.coap?.keepaliveS ?? DEFAULT_KEEPALIVE_S);
+  const runtime = new DeviceRuntime(opts.coap?.keepaliveS ?? opts.coaps?.keepaliveS ?? DEFAULT_KEEPALIVE_S);
   let coap: CoapEndpoint | null = null;
   if (opts.coap) {
     const transport = await UdpTransport.open({
@@ -134,7 +137,7 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     coaps = new CoapEndpoint(dtls, core, runtime, { keepaliveS: runtime.keepaliveS, ...(log ? { log } : {}) });
     metrics.bindCoaps(coaps, dtls);
   }
-  const app = await createApi(core, metrics, { runtime, ...(keystore ? { keystore } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
+  const app = await createApi(core, metrics, { runtime, insecure: coap !== null, ...(keystore ? { keystore } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
   try {
     await app.listen({ host: opts.host ?? DEFAULT_API_HOST, port: opts.port ?? DEFAULT_API_PORT });
   } catch (err) {
@@ -149,14 +152,21 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? DEFAULT_API_PORT);
-  let advertisement: { stop(): Promise<void> } | null = null;
-  if (coap && opts.coap?.advertise && core.state.meta) {
+  const advertisements: Array<{ stop(): Promise<void> }> = [];
+  const toAdvertise = [
+    ...(coaps && opts.coaps?.advertise ? [{ coapPort: coaps.port, secure: true }] : []),
+    ...(coap && opts.coap?.advertise ? [{ coapPort: coap.port, secure: false }] : []),
+  ];
+  if (toAdvertise.length > 0 && core.state.meta) {
     const { advertiseHub } = await import('../discovery/index.ts');
-    advertisement = await advertiseHub({ hubId: core.state.meta.hubId, coapPort: coap.port, apiPort: port, secure: false }).catch((err: unknown) => {
-      // Devices can still be pointed at the hub by address; say so rather than refuse to start.
-      log?.warn({ err }, 'cannot advertise the hub over mDNS; devices need --hub');
-      return null;
-    });
+    for (const a of toAdvertise) {
+      const ad = await advertiseHub({ hubId: core.state.meta.hubId, apiPort: port, ...a }).catch((err: unknown) => {
+        // Devices can still be pointed at the hub by address; say so rather than refuse to start.
+        log?.warn({ err, secure: a.secure }, 'cannot advertise the hub over mDNS; devices need --hub');
+        return null;
+      });
+      if (ad) advertisements.push(ad);
+    }
   }
   const host = opts.host ?? DEFAULT_API_HOST;
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
@@ -174,10 +184,10 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     coapsPort: coaps?.port ?? null,
     keystore,
     runtime,
-    advertised: advertisement !== null,
+    advertised: advertisements.length > 0,
     async close() {
       // Goodbyes first, so devices stop looking here before the endpoint goes.
-      await advertisement?.stop();
+      for (const a of advertisements) await a.stop();
       await app.close();
       await closeDevices();
       await core.close();

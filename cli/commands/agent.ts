@@ -60,13 +60,10 @@ async function run(flags: AgentFlags): Promise<void> {
     format = flags.format;
   }
   const key = await readDeviceKey(flags.keyFile);
-  if (key !== undefined && flags.hub === undefined) {
-    throw new CliError('with a device key (coaps), give --hub host[:port] (port 5684 when left out): finding a coaps hub over mDNS is not built yet', ExitCode.Usage);
-  }
   let locator;
   try {
-    // No --hub: find the hub over DNS-SD, and pin the first one found.
-    locator = flags.hub !== undefined ? staticLocator(flags.hub, key !== undefined ? DEFAULT_COAPS_PORT : DEFAULT_COAP_PORT) : discoveryLocator(false);
+    // No --hub: find the hub over DNS-SD (_coaps._udp with a key, else _coap._udp), and pin the first one found.
+    locator = flags.hub !== undefined ? staticLocator(flags.hub, key !== undefined ? DEFAULT_COAPS_PORT : DEFAULT_COAP_PORT) : discoveryLocator(key !== undefined);
   } catch (err) {
     if (err instanceof HubAddressError) throw new CliError(err.message, ExitCode.Usage);
     throw err;
@@ -103,7 +100,7 @@ export function registerAgent(program: Command): void {
     .command('agent')
     .description("run the device agent: observe this device's config on the hub (CoAP), write it to a file atomically, run a hook, ack")
     .requiredOption('--id <device>', 'device id, as added with `henge device add`')
-    .option('--hub <host[:port]>', 'hub CoAP address: host, host:port, [IPv6]:port (port 5683 when left out); without it the hub is found over mDNS (DNS-SD) and pinned')
+    .option('--hub <host[:port]>', 'hub address: host, host:port, [IPv6]:port (port 5684 with a key, else 5683); without it the hub is found over mDNS (DNS-SD) and pinned')
     .requiredOption('--out <file>', 'config file to write (atomically)')
     .option('--format <json|yaml|env>', 'file format (default: from the extension of --out, else json); env writes KEY=\'value\' lines')
     .option('--exec <cmd>', 'run with /bin/sh after each apply, with HENGE_CONFIG_FILE, HENGE_CONFIG_VERSION, HENGE_DEVICE set; a non-zero exit restores the previous file and acks "failed"')
@@ -111,7 +108,7 @@ export function registerAgent(program: Command): void {
     .option('--state <dir>', 'state folder: last applied snapshot, pinned hub (default ./.henge/agent-<id>)')
     .option('--backoff-max <seconds>', 'longest wait between attempts to reach the hub', '60')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (logs are JSON on stderr)', 'info')
-    .option('--key-file <path>', 'the device key henge device add printed (or $HENGE_DEVICE_KEY): talk coaps (DTLS), port 5684 by default; needs --hub')
+    .option('--key-file <path>', 'the device key henge device add printed (or $HENGE_DEVICE_KEY): talk coaps (DTLS; --hub port 5684 by default, mDNS _coaps._udp); without it, plain CoAP to a hub run with --insecure')
     .addHelpText('after', '\nSignals: SIGINT/SIGTERM deregister and exit 0; SIGHUP re-registers at once.')
     .action(async (_opts: unknown, cmd: Command) => {
       await run(cmd.opts<AgentFlags>());

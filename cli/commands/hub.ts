@@ -12,7 +12,7 @@ interface HubFlags {
   data: string;
   coapPort: string;
   coapHost: string;
-  coap: boolean;
+  insecure: boolean;
   coapsPort: string;
   coaps: boolean;
   mdns: boolean;
@@ -68,8 +68,9 @@ async function run(flags: HubFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { component: 'hub' } }, pino.destination(2));
   const keepaliveS = Number(flags.keepalive);
   if (!Number.isInteger(keepaliveS) || keepaliveS < 5 || keepaliveS > 3600) throw new CliError(`--keepalive must be 5..3600 seconds, got ${flags.keepalive}`, ExitCode.Usage);
-  const coap = flags.coap ? { port: parsePort(flags.coapPort), host: flags.coapHost, keepaliveS, advertise: flags.mdns } : undefined;
-  const coaps = flags.coaps ? { port: parsePort(flags.coapsPort), host: flags.coapHost } : undefined;
+  const coap = flags.insecure ? { port: parsePort(flags.coapPort), host: flags.coapHost, keepaliveS, advertise: flags.mdns } : undefined;
+  const coaps = flags.coaps ? { port: parsePort(flags.coapsPort), host: flags.coapHost, keepaliveS, advertise: flags.mdns } : undefined;
+  if (!coap && !coaps) throw new CliError('--no-coaps without --insecure leaves devices no endpoint', ExitCode.Usage);
   const hub = await startHub({ data: flags.data, host: flags.host, port: parsePort(flags.port), logger, ...(coap ? { coap } : {}), ...(coaps ? { coaps } : {}) }).catch((err: unknown) => {
     if (err instanceof HengeError) throw new CliError(err.message, ExitCode.Unavailable);
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
@@ -87,8 +88,8 @@ async function run(flags: HubFlags): Promise<void> {
     `  data: ${hub.dataDir}`,
     `  API:  ${hub.url}  (docs: ${hub.url}/docs)`,
     hub.coapsPort !== null ? `  CoAPS: udp ${flags.coapHost} port ${hub.coapsPort} (DTLS 1.2, a pre-shared key per device)` : '  CoAPS: off (--no-coaps)',
-    hub.coapPort !== null ? `  CoAP: udp ${flags.coapHost} port ${hub.coapPort} (plain CoAP, not encrypted: --no-coap once every device uses coaps)` : '  CoAP: off (--no-coap)',
-    `  mDNS: ${hub.advertised ? `advertised as henge-${meta?.hubId ?? ''} (_henge._sub._coap._udp)` : 'not advertised'}`,
+    hub.coapPort !== null ? `  CoAP: udp ${flags.coapHost} port ${hub.coapPort} (--insecure: plain CoAP, NOT ENCRYPTED)` : '  CoAP: off (plain CoAP only with --insecure)',
+    `  mDNS: ${hub.advertised ? `advertised as henge-${meta?.hubId ?? ''} (${[hub.coapsPort !== null ? '_henge._sub._coaps._udp' : '', hub.coapPort !== null ? '_henge._sub._coap._udp' : ''].filter(Boolean).join(', ')})` : 'not advertised'}`,
   ];
   if (hub.firstToken) {
     lines.push(`  admin token (shown once, stored only as a hash): ${hub.firstToken}`);
@@ -109,7 +110,7 @@ async function run(flags: HubFlags): Promise<void> {
   // One write, after the config file exists: whoever reads the banner can use the CLI at once.
   process.stdout.write(`${lines.join('\n')}\n`);
   if (hub.coapPort !== null) {
-    logger.warn({ port: hub.coapPort }, 'INSECURE: devices are served over plain CoAP, without DTLS; anyone on the network can read and spoof config traffic');
+    logger.warn({ port: hub.coapPort }, 'INSECURE (--insecure): devices are also served over plain CoAP, without DTLS; anyone on the network can read and spoof config traffic on that port');
   }
   if (flags.host !== DEFAULT_API_HOST && flags.host !== 'localhost') {
     logger.warn({ host: flags.host }, 'the API listens beyond loopback over plain HTTP; admin tokens cross the network in clear');
@@ -125,9 +126,9 @@ export function registerHub(program: Command): void {
     .option('--data <dir>', 'data folder (LevelDB store inside)', DEFAULT_DATA_DIR)
     .option('--host <addr>', 'address the API listens on', DEFAULT_API_HOST)
     .option('--port <n>', 'API port (0 picks a free one)', String(DEFAULT_API_PORT))
-    .option('--coap-port <n>', 'UDP port of the device endpoint (0 picks a free one)', String(DEFAULT_COAP_PORT))
+    .option('--coap-port <n>', 'UDP port of the plain CoAP endpoint, with --insecure (0 picks a free one)', String(DEFAULT_COAP_PORT))
     .option('--coap-host <addr>', 'address of the device endpoints (:: is every IPv4 and IPv6 address)', '::')
-    .option('--no-coap', 'no plain CoAP device endpoint')
+    .option('--insecure', 'also serve devices over plain CoAP (no encryption, no device authentication): for devices without DTLS, on a network you trust')
     .option('--coaps-port <n>', 'UDP port of the DTLS device endpoint (0 picks a free one)', String(DEFAULT_COAPS_PORT))
     .option('--no-coaps', 'no DTLS device endpoint (and no device keys are issued)')
     .option('--no-mdns', 'do not advertise the hub over mDNS/DNS-SD (devices then need --hub)')

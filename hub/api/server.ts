@@ -43,6 +43,8 @@ export interface ApiOptions {
   readonly logger?: FastifyBaseLogger;
   /** Liveness and telemetry from the CoAP endpoint, for device state. */
   readonly runtime?: DeviceRuntime;
+  /** Devices are also served plain CoAP (`--insecure`): /healthz says so. */
+  readonly insecure?: boolean;
   /** Device keys for the coaps endpoint: adding a device issues one. */
   readonly keystore?: Keystore;
 }
@@ -72,7 +74,7 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
   installAuth(app, core);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  await app.register(healthRoutes, { core, metrics });
+  await app.register(healthRoutes, { core, metrics, insecure: opts.insecure ?? false });
   await app.register(deviceRoutes, { core, ...(opts.runtime ? { runtime: opts.runtime } : {}), ...(opts.keystore ? { keystore: opts.keystore } : {}) });
   await app.register(valueRoutes, { core });
   await app.register(groupRoutes, { core });

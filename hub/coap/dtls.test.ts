@@ -177,3 +177,31 @@ describe('coaps', () => {
     assert.match(hub.stderr(), /DTLS session open/, 'the debug log was on (it names identities only)');
   });
 });
+
+test('coaps - secure by default: plain CoAP only with --insecure, which the banner, the log and /healthz say', { timeout: 60_000 }, async () => {
+  const sb = await makeSandbox('henge-secure-default-');
+  try {
+    const secure = await startHubProcess(sb, [], 20_000, { insecure: false });
+    try {
+      assert.equal(secure.coapPort, null, 'no plain CoAP endpoint');
+      assert.ok(secure.coapsPort, 'a coaps endpoint');
+      assert.match(secure.stdout(), /CoAP: off \(plain CoAP only with --insecure\)/);
+      const h = (await (await fetch(`${secure.url}/healthz`)).json()) as { insecure: boolean };
+      assert.equal(h.insecure, false);
+    } finally {
+      await secure.stop();
+    }
+    const insecure = await startHubProcess(sb, [], 20_000, { insecure: true });
+    try {
+      assert.ok(insecure.coapPort, 'plain CoAP with --insecure');
+      assert.match(insecure.stdout(), /NOT ENCRYPTED/);
+      await waitFor('the warning in the log', () => /INSECURE \(--insecure\)/.test(insecure.stderr()), 5_000);
+      const h = (await (await fetch(`${insecure.url}/healthz`)).json()) as { insecure: boolean };
+      assert.equal(h.insecure, true);
+    } finally {
+      await insecure.stop();
+    }
+  } finally {
+    await sb.cleanup();
+  }
+});

@@ -30,7 +30,7 @@ export async function makeSandbox(prefix = 'henge-test-'): Promise<Sandbox> {
 
 export interface HubProcess {
   readonly url: string;
-  /** UDP port of the device endpoint, or null when started with --no-coap. */
+  /** UDP port of the plain CoAP endpoint (--insecure), or null. */
   readonly coapPort: number | null;
   /** UDP port of the DTLS device endpoint, or null when started with --no-coaps. */
   readonly coapsPort: number | null;
@@ -48,9 +48,11 @@ export interface HubProcess {
  * Starts `henge hub` on free ports, without mDNS (tests send nothing beyond loopback unless they run in
  * their own network namespaces).
  */
-export async function startHubProcess(sandbox: Sandbox, args: readonly string[] = [], timeoutMs = 20_000): Promise<HubProcess> {
+export async function startHubProcess(sandbox: Sandbox, args: readonly string[] = [], timeoutMs = 20_000, options: { readonly insecure?: boolean } = {}): Promise<HubProcess> {
   const dataDir = join(sandbox.dir, 'data');
-  const child = spawn(process.execPath, [HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--coap-port', '0', '--coaps-port', '0', '--no-mdns', '--log-level', 'warn', ...args], {
+  // Plain CoAP too (--insecure) unless told otherwise: most end-to-end tests drive the plain endpoint.
+  const insecure = (options.insecure ?? true) ? ['--insecure'] : [];
+  const child = spawn(process.execPath, [HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--coap-port', '0', '--coaps-port', '0', '--no-mdns', '--log-level', 'warn', ...insecure, ...args], {
     env: sandbox.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

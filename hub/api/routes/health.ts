@@ -3,9 +3,10 @@ import { StoreUnavailableError } from '../../errors.ts';
 import type { HubCore } from '../../domain/index.ts';
 import type { HubMetrics } from '../metrics.ts';
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; metrics: HubMetrics }> = async (app, { core, metrics }) => {
-  app.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness: the process serves requests (no token needed)' } }, async () => ({
+export const healthRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; metrics: HubMetrics; insecure: boolean }> = async (app, { core, metrics, insecure }) => {
+  app.get('/healthz', { schema: { tags: ['health'], summary: 'Liveness: the process serves requests (no token needed); `insecure` when devices are also served plain CoAP' } }, async () => ({
     status: 'ok',
+    insecure,
     hubId: core.state.meta?.hubId ?? null,
   }));
 
