@@ -15,7 +15,7 @@ interface ApiErrorBody {
 }
 
 function exitCodeFor(status: number, code: string | undefined): number {
-  if (status === 401) return ExitCode.Unauthorized;
+  if (status === 401 || status === 403) return ExitCode.Unauthorized;
   if (status === 404) return ExitCode.NotFound;
   if (status === 503) return ExitCode.Unavailable;
   if (status >= 400 && status < 500) return code === 'HENGE_E_ALREADY_EXISTS' || code === 'HENGE_E_SCHEMA_CONFLICT' ? ExitCode.Conflict : ExitCode.Invalid;

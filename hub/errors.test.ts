@@ -16,6 +16,7 @@ import {
   SchemaViolationError,
   StoreLockedError,
   KeystoreError,
+  ForbiddenError,
   StoreUnavailableError,
   UnauthorizedError,
   UnsupportedMediaTypeError,
@@ -44,6 +45,7 @@ const EXPECTED: ReadonlyArray<readonly [ErrorClass, string, number]> = [
   [StoreUnavailableError, 'HENGE_E_STORE_UNAVAILABLE', 503],
   [StoreLockedError, 'HENGE_E_STORE_LOCKED', 503],
   [KeystoreError, 'HENGE_E_KEYSTORE', 500],
+  [ForbiddenError, 'HENGE_E_FORBIDDEN', 403],
   [InternalError, 'HENGE_E_INTERNAL', 500],
 ];
 
@@ -63,6 +65,7 @@ test('errors - the list of error codes is pinned (a rename is a visible break)',
       NotFound: 'HENGE_E_NOT_FOUND',
       AlreadyExists: 'HENGE_E_ALREADY_EXISTS',
       Unauthorized: 'HENGE_E_UNAUTHORIZED',
+      Forbidden: 'HENGE_E_FORBIDDEN',
       LastToken: 'HENGE_E_LAST_TOKEN',
       StoreUnavailable: 'HENGE_E_STORE_UNAVAILABLE',
       StoreLocked: 'HENGE_E_STORE_LOCKED',

@@ -16,6 +16,7 @@ export const ErrorCode = {
   NotFound: 'HENGE_E_NOT_FOUND',
   AlreadyExists: 'HENGE_E_ALREADY_EXISTS',
   Unauthorized: 'HENGE_E_UNAUTHORIZED',
+  Forbidden: 'HENGE_E_FORBIDDEN',
   LastToken: 'HENGE_E_LAST_TOKEN',
   StoreUnavailable: 'HENGE_E_STORE_UNAVAILABLE',
   StoreLocked: 'HENGE_E_STORE_LOCKED',
@@ -128,6 +129,12 @@ export class LastTokenError extends HengeError {
 }
 
 /** The store refused a write (disk full, I/O error, closed). Nothing of the command was kept. */
+/** The token is valid but its role may not do this. */
+export class ForbiddenError extends HengeError {
+  readonly code = ErrorCode.Forbidden;
+  readonly status = 403;
+}
+
 /** The device keystore cannot be read (a master key others can read, a key that does not decrypt). */
 export class KeystoreError extends HengeError {
   readonly code = ErrorCode.Keystore;

@@ -7,6 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { createApi } from './api/server.ts';
 import { createMetrics } from './api/metrics.ts';
 import { DEFAULT_KEEPALIVE_S, DeviceRuntime, HubCore, createToken } from './domain/index.ts';
+import { FIRST_TOKEN_DAYS } from './domain/tokens.ts';
 import { CoapEndpoint } from './coap/endpoint.ts';
 import { DtlsTransport } from './coap/dtls-transport.ts';
 import { UdpTransport, WANTED_RECEIVE_BUFFER } from './coap/udp-transport.ts';
@@ -148,7 +149,7 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   // Only once everything listens: a start that fails must not leave a token nobody was shown.
   let firstToken: string | null = null;
   if (core.state.tokens.size === 0) {
-    firstToken = (await createToken(core, { actor: 'hub', reason: 'first start' }, 'admin')).token;
+    firstToken = (await createToken(core, { actor: 'hub', reason: 'first start' }, 'admin', { days: FIRST_TOKEN_DAYS })).token;
   }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? DEFAULT_API_PORT);

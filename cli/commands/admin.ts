@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { GroupRecord, HengeEvent } from '../../hub/domain/index.ts';
 import { commandEnv } from '../context.ts';
+import { CliError, ExitCode } from '../exit.ts';
 import { formatTime, formatValue, printJson, printTable } from '../output.ts';
 
 interface FleetRow {
@@ -91,16 +92,21 @@ export function registerAdmin(program: Command): void {
       );
     });
 
-  const token = program.command('token').description('admin tokens: create, list, revoke');
+  const token = program.command('token').description('API tokens: create, list, revoke');
   token
     .command('create <name>')
     .description('create a token; it is printed once and never again')
-    .action(async (name: string, _o: unknown, cmd: Command) => {
+    .option('--role <role>', 'admin (everything), operator (read, and set values) or viewer (read only)', 'admin')
+    .option('--days <n>', 'days until it expires', '90')
+    .action(async (name: string, o: { role: string; days: string }, cmd: Command) => {
       const env = await commandEnv(cmd);
-      const r = await env.client.request<{ id: string; token: string }>('POST', '/tokens', { name });
+      if (!['admin', 'operator', 'viewer'].includes(o.role)) throw new CliError(`--role must be admin, operator or viewer, got ${o.role}`, ExitCode.Usage);
+      const days = Number(o.days);
+      if (!Number.isInteger(days) || days < 1 || days > 3650) throw new CliError(`--days must be 1..3650, got ${o.days}`, ExitCode.Usage);
+      const r = await env.client.request<{ id: string; token: string; role: string; expiresAt: number }>('POST', '/tokens', { name, role: o.role, days });
       if (env.json) return printJson(r);
       process.stdout.write(`${r.token}\n`);
-      process.stderr.write(`token ${r.id} (${name}) created; store it now, it is not shown again\n`);
+      process.stderr.write(`token ${r.id} (${name}, ${r.role}) created, expires ${formatTime(r.expiresAt)}; store it now, it is not shown again\n`);
     });
   token
     .command('list')
@@ -108,9 +114,12 @@ export function registerAdmin(program: Command): void {
     .description('list tokens (ids and names, never secrets)')
     .action(async (_o: unknown, cmd: Command) => {
       const env = await commandEnv(cmd);
-      const r = await env.client.request<{ tokens: Array<{ id: string; name: string; createdAt: number; revokedAt: number | null }> }>('GET', '/tokens');
+      const r = await env.client.request<{ tokens: Array<{ id: string; name: string; role: string; createdAt: number; expiresAt: number | null; revokedAt: number | null }> }>('GET', '/tokens');
       if (env.json) return printJson(r.tokens);
-      printTable(['ID', 'NAME', 'CREATED', 'REVOKED'], r.tokens.map((t) => [t.id, t.name, formatTime(t.createdAt), formatTime(t.revokedAt)]));
+      printTable(
+        ['ID', 'NAME', 'ROLE', 'CREATED', 'EXPIRES', 'REVOKED'],
+        r.tokens.map((t) => [t.id, t.name, t.role, formatTime(t.createdAt), formatTime(t.expiresAt), formatTime(t.revokedAt)]),
+      );
     });
   token
     .command('revoke <id>')

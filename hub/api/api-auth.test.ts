@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useApiHub } from '../../test/helpers/api.ts';
 import type { Res } from '../../test/helpers/api.ts';
+import { EventType } from '../domain/index.ts';
+import { generateToken } from '../domain/tokens.ts';
 
 // One hub on loopback in a temp folder for this file.
 const api = useApiHub('henge-api-auth-');
@@ -77,7 +79,7 @@ test('tokens - create, list, use and revoke a token; a revoked token is refused'
   const mine = list.body.tokens.find((t) => t.id === created.body.id);
   assert.deepEqual([mine?.name, mine?.revokedAt], ['ci-bot', null]);
   assert.ok(list.body.tokens.some((t) => t.id === idOf(api.adminToken) && t.name === 'admin'));
-  for (const t of list.body.tokens) assert.deepEqual(Object.keys(t).sort(), ['createdAt', 'id', 'name', 'revokedAt'], 'no secret or hash is listed');
+  for (const t of list.body.tokens) assert.deepEqual(Object.keys(t).sort(), ['createdAt', 'expiresAt', 'id', 'name', 'revokedAt', 'role'], 'no secret or hash is listed');
   assert.ok(!JSON.stringify(list.body).includes(created.body.token.slice(-43)));
 
   // The new token works, and its name is the actor of what it changes.
@@ -128,4 +130,51 @@ test('tokens - a token name that breaks the rules is refused with 400 HENGE_E_VA
     assert.deepEqual(fieldsOf(e), [[field, rule]], JSON.stringify(body));
   }
   assert.equal((await call<{ tokens: TokenInfo[] }>('GET', '/tokens')).body.tokens.length, before);
+});
+
+test('roles - a viewer reads, an operator also sets values, only an admin adds devices and manages tokens', async () => {
+  assert.equal((await call('POST', '/devices', { id: 'role-dev', values: { a: 1 } })).status, 201);
+  assert.ok((await call('PUT', '/groups/role-grp', { selector: 'x=y', values: {} })).status < 300);
+  const make = async (role: string): Promise<string> => {
+    const r = await call<Created & { role: string; expiresAt: number }>('POST', '/tokens', { name: `t-${role}`, role, days: 7 });
+    assert.equal(r.status, 201);
+    assert.equal(r.body.role, role);
+    const days = (r.body.expiresAt - Date.now()) / 86_400_000;
+    assert.ok(days > 6.9 && days <= 7, `expires in 7 days, not ${days}`);
+    return r.body.token;
+  };
+  const viewer = await make('viewer');
+  const operator = await make('operator');
+  const forbidden = (res: Res<unknown>): void => void expectError(res, 403, 'HENGE_E_FORBIDDEN');
+
+  for (const token of [viewer, operator]) {
+    assert.equal((await call('GET', '/devices', undefined, { token })).status, 200);
+    assert.equal((await call('GET', '/devices/role-dev/config', undefined, { token })).status, 200);
+    assert.equal((await call('GET', '/events', undefined, { token })).status, 200);
+    forbidden(await call('POST', '/devices', { id: 'role-new' }, { token }));
+    forbidden(await call('DELETE', '/devices/role-dev', undefined, { token }));
+    forbidden(await call('POST', '/tokens', { name: 'escalate' }, { token }));
+    forbidden(await call('GET', '/tokens', undefined, { token }));
+  }
+  forbidden(await call('PATCH', '/devices/role-dev/values', { values: { a: 2 } }, { token: viewer }));
+  assert.equal((await call('PATCH', '/devices/role-dev/values', { values: { a: 2 } }, { token: operator })).status, 200);
+  assert.equal((await call('PATCH', '/groups/role-grp/values', { values: { b: 1 } }, { token: operator })).status, 200);
+  assert.equal((await call('GET', '/devices/role-new', undefined, {})).status, 404, 'nothing was made by a refused request');
+  const list = await call<{ tokens: Array<TokenInfo & { role: string; expiresAt: number | null }> }>('GET', '/tokens');
+  assert.deepEqual(list.body.tokens.filter((t) => t.name.startsWith('t-')).map((t) => t.role).sort(), ['operator', 'viewer']);
+});
+
+test('roles - a role or a lifetime out of range is refused with 400', async () => {
+  expectError(await call('POST', '/tokens', { name: 'x', role: 'root' }), 400, 'HENGE_E_VALIDATION');
+  expectError(await call('POST', '/tokens', { name: 'x', days: 0 }), 400, 'HENGE_E_VALIDATION');
+  expectError(await call('POST', '/tokens', { name: 'x', days: 3651 }), 400, 'HENGE_E_VALIDATION');
+});
+
+test('roles - an expired token is refused with 401, and says when it expired', async () => {
+  // A token as the log would hold it once its day has passed (the API gives at least one day).
+  const t = generateToken();
+  await api.hub.core.commit({ actor: 'test' }, [{ type: EventType.TokenCreated, data: { token: t.id, name: 'old', hash: t.hash, role: 'admin', expiresAt: Date.now() - 1000 } }]);
+  const e = expectError(await call('GET', '/devices', undefined, { token: t.token }), 401, 'HENGE_E_UNAUTHORIZED');
+  assert.match(e.message, /expired on \d{4}-/);
+  assert.equal(e.details['token'], t.id);
 });

@@ -1,13 +1,16 @@
 /** Bearer-token auth for every route but the health checks and the API description. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { UnauthorizedError, ValidationError } from '../errors.ts';
+import { ForbiddenError, UnauthorizedError, ValidationError } from '../errors.ts';
 import { verifyToken } from '../domain/index.ts';
 import type { CommandContext, HubCore } from '../domain/index.ts';
+import { TokenRole } from '../domain/tokens.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Name of the token that authenticated the request. */
     actor: string;
+    /** Its role. */
+    role: TokenRole;
   }
 }
 
@@ -42,6 +45,7 @@ export function installAuth(app: FastifyInstance, core: HubCore): void {
     return record;
   };
   app.decorateRequest('actor', '');
+  app.decorateRequest('role', TokenRole.Viewer);
   app.addHook('onRequest', async (req) => {
     if (isPublic(req.url)) return;
     const header = req.headers.authorization;
@@ -49,10 +53,37 @@ export function installAuth(app: FastifyInstance, core: HubCore): void {
     const record = m?.[1] ? authenticate(m[1]) : undefined;
     if (!record) {
       req.log.warn({ reason: header ? 'invalid or revoked token' : 'no token', ip: req.ip }, 'authentication failed');
-      throw new UnauthorizedError(header ? 'the token is invalid or revoked' : 'send an admin token: Authorization: Bearer <token>');
+      throw new UnauthorizedError(header ? 'the token is invalid or revoked' : 'send a token: Authorization: Bearer <token>');
+    }
+    if (record.expiresAt !== null && record.expiresAt <= Date.now()) {
+      req.log.warn({ reason: 'expired token', token: record.id, ip: req.ip }, 'authentication failed');
+      throw new UnauthorizedError(`token ${record.id} (${record.name}) expired on ${new Date(record.expiresAt).toISOString()}: ask an admin for a new one`, { token: record.id });
     }
     req.actor = record.name;
+    req.role = record.role;
   });
+  app.addHook('preHandler', async (req) => {
+    if (isPublic(req.url)) return;
+    const needed = roleFor(req.method, req.routeOptions.url ?? req.url);
+    if (!allows(req.role, needed)) {
+      req.log.warn({ token: req.actor, role: req.role, needed, method: req.method, route: req.routeOptions.url }, 'forbidden');
+      throw new ForbiddenError(`a ${req.role} token may not ${req.method} ${req.routeOptions.url ?? req.url}: it needs ${needed}`, { role: req.role, needed });
+    }
+  });
+}
+
+const RANK: Readonly<Record<TokenRole, number>> = { viewer: 0, operator: 1, admin: 2 };
+const allows = (have: TokenRole, need: TokenRole): boolean => RANK[have] >= RANK[need];
+
+/** Value changes (operators' work): the device and group value routes. */
+const VALUE_ROUTES = new Set(['/devices/:id/values', '/groups/:id/values']);
+
+/** The least role a route needs: reads are viewer's, value changes operator's, the rest (and tokens) admin's. */
+export function roleFor(method: string, route: string): TokenRole {
+  if (route === '/tokens' || route.startsWith('/tokens/')) return TokenRole.Admin;
+  if (method === 'GET' || method === 'HEAD') return TokenRole.Viewer;
+  if (VALUE_ROUTES.has(route)) return TokenRole.Operator;
+  return TokenRole.Admin;
 }
 
 /** The reason header, recorded with the events a request makes. */

@@ -5,7 +5,7 @@
  */
 import type { AckStatusName } from '../../protocol/ack.ts';
 import type { ConfigValue } from '../../protocol/snapshot.ts';
-import { AlreadyExistsError, LastTokenError, NotFoundError, SchemaConflictError, SchemaViolationError } from '../errors.ts';
+import { AlreadyExistsError, LastTokenError, NotFoundError, SchemaConflictError, SchemaViolationError, ValidationError } from '../errors.ts';
 import type { Violation } from '../errors.ts';
 import { applyPatch, compareGroupsForMerge, effectiveValues } from './config.ts';
 import type { DeviceRecord, GroupRecord } from './config.ts';
@@ -18,7 +18,7 @@ import type { SchemaRecord } from './schema.ts';
 import { matches, parseSelector } from './selector.ts';
 import type { Selector } from './selector.ts';
 import type { HubState } from './state.ts';
-import { generateToken } from './tokens.ts';
+import { DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, TokenRole, generateToken } from './tokens.ts';
 
 export const WarningCode = {
   SelectorMatchesNothing: 'HENGE_W_SELECTOR_MATCHES_NOTHING',
@@ -335,11 +335,22 @@ export async function publishSchema(core: HubCore, ctx: CommandContext, name: st
   return { ...result, warnings: [], schema: core.state.latestSchema(name) ?? candidate, created: true };
 }
 
-export async function createToken(core: HubCore, ctx: CommandContext, name: string): Promise<CommandResult & { id: string; token: string }> {
+export async function createToken(
+  core: HubCore,
+  ctx: CommandContext,
+  name: string,
+  opts: { readonly role?: TokenRole; readonly days?: number } = {},
+): Promise<CommandResult & { id: string; token: string; role: TokenRole; expiresAt: number }> {
   await core.ready();
+  const days = opts.days ?? DEFAULT_TOKEN_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_TOKEN_DAYS) {
+    throw new ValidationError(`a token lives 1..${MAX_TOKEN_DAYS} days, not ${days}`, { violations: [{ field: 'days', rule: 'range', message: `1..${MAX_TOKEN_DAYS}` }] });
+  }
+  const role = opts.role ?? TokenRole.Admin;
   const t = generateToken();
-  const result = await core.commit(ctx, [{ type: EventType.TokenCreated, data: { token: t.id, name, hash: t.hash } }]);
-  return { ...result, warnings: [], id: t.id, token: t.token };
+  const expiresAt = Date.now() + days * 86_400_000;
+  const result = await core.commit(ctx, [{ type: EventType.TokenCreated, data: { token: t.id, name, hash: t.hash, role, expiresAt } }]);
+  return { ...result, warnings: [], id: t.id, token: t.token, role, expiresAt };
 }
 
 export async function revokeToken(core: HubCore, ctx: CommandContext, id: string): Promise<CommandResult> {
@@ -347,8 +358,9 @@ export async function revokeToken(core: HubCore, ctx: CommandContext, id: string
   const s = core.state;
   const tok = s.tokens.get(id);
   if (!tok || tok.revokedAt !== null) throw new NotFoundError(`token ${id} does not exist or is already revoked`, { token: id });
-  const active = [...s.tokens.values()].filter((t) => t.revokedAt === null);
-  if (active.length === 1) throw new LastTokenError('refusing to revoke the last valid token: create another one first', { token: id });
+  const now = Date.now();
+  const admins = [...s.tokens.values()].filter((t) => t.revokedAt === null && t.role === TokenRole.Admin && (t.expiresAt === null || t.expiresAt > now));
+  if (admins.length === 1 && admins[0]?.id === id) throw new LastTokenError('refusing to revoke the last valid admin token: create another one first', { token: id });
   return { ...(await core.commit(ctx, [{ type: EventType.TokenRevoked, data: { token: id } }])), warnings: [] };
 }
 

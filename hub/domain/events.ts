@@ -2,6 +2,7 @@
 import type { ConfigValue } from '../../protocol/snapshot.ts';
 import type { AckStatusName } from '../../protocol/ack.ts';
 import type { FieldDef } from './schema.ts';
+import type { TokenRole } from './tokens.ts';
 
 export const EventType = {
   HubInitialized: 'hub.initialized',
@@ -54,7 +55,11 @@ export type EventData =
       readonly type: typeof EventType.ValuesChanged;
       readonly data: { readonly device?: string; readonly group?: string; readonly changes: readonly ValueChange[] };
     }
-  | { readonly type: typeof EventType.TokenCreated; readonly data: { readonly token: string; readonly name: string; readonly hash: string } }
+  | {
+      readonly type: typeof EventType.TokenCreated;
+      /** `role` and `expiresAt` are absent in logs written before roles: an admin token that never expires. */
+      readonly data: { readonly token: string; readonly name: string; readonly hash: string; readonly role?: TokenRole; readonly expiresAt?: number };
+    }
   | { readonly type: typeof EventType.TokenRevoked; readonly data: { readonly token: string } }
   | {
       readonly type: typeof EventType.AckReceived;

@@ -1,4 +1,5 @@
 /** Read side: answers from the in-memory views, except history, which reads the log. */
+import type { TokenRole } from './tokens.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { effectiveWithProvenance } from './config.ts';
 import type { DeviceRecord, GroupRecord, Provenance } from './config.ts';
@@ -184,8 +185,8 @@ export async function events(core: HubCore, f: EventFilter): Promise<EventPage> 
   return { events: out, next: exhausted ? null : lastSeq };
 }
 
-export function listTokens(core: HubCore): Array<{ id: string; name: string; createdAt: number; revokedAt: number | null }> {
-  return [...core.state.tokens.values()].map(({ id, name, createdAt, revokedAt }) => ({ id, name, createdAt, revokedAt }));
+export function listTokens(core: HubCore): Array<{ id: string; name: string; role: TokenRole; createdAt: number; expiresAt: number | null; revokedAt: number | null }> {
+  return [...core.state.tokens.values()].map(({ id, name, role, createdAt, expiresAt, revokedAt }) => ({ id, name, role, createdAt, expiresAt, revokedAt }));
 }
 
 export interface FleetSummary {

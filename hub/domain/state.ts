@@ -5,6 +5,7 @@
  * the views as stored, no replay) and `--verify` (replay the whole log into a fresh state and compare).
  * Because the views are a function of the log, a view that disagrees with its log is a bug or corruption.
  */
+import type { TokenRole } from './tokens.ts';
 import { buildSnapshot, buildSnapshotIfChanged } from '../../protocol/snapshot.ts';
 import type { ConfigValue, Snapshot } from '../../protocol/snapshot.ts';
 import type { AckStatusName } from '../../protocol/ack.ts';
@@ -30,6 +31,9 @@ export interface TokenRecord {
   readonly hash: string;
   readonly createdAt: number;
   readonly revokedAt: number | null;
+  readonly role: TokenRole;
+  /** ms since the epoch; null: never (tokens made before expiry existed). */
+  readonly expiresAt: number | null;
 }
 
 /** What a device last reported, from its acks (persisted: it is history, not liveness). */
@@ -238,7 +242,15 @@ export class HubState {
         break;
       }
       case EventType.TokenCreated:
-        this.tokens.set(e.data.token, { id: e.data.token, name: e.data.name, hash: e.data.hash, createdAt: e.time, revokedAt: null });
+        this.tokens.set(e.data.token, {
+          id: e.data.token,
+          name: e.data.name,
+          hash: e.data.hash,
+          createdAt: e.time,
+          revokedAt: null,
+          role: e.data.role ?? 'admin',
+          expiresAt: e.data.expiresAt ?? null,
+        });
         t.keys.add(ViewKey.token(e.data.token));
         break;
       case EventType.AckReceived: {
@@ -417,7 +429,11 @@ export class HubState {
           break;
         }
         case 'token':
-          s.tokens.set(k.id, JSON.parse(value) as TokenRecord);
+          {
+            // Views written before roles and expiry: an admin token that never expires, as the log says.
+            const tok = JSON.parse(value) as Omit<TokenRecord, 'role' | 'expiresAt'> & Partial<Pick<TokenRecord, 'role' | 'expiresAt'>>;
+            s.tokens.set(k.id, { ...tok, role: tok.role ?? 'admin', expiresAt: tok.expiresAt ?? null });
+          }
           break;
         case 'report':
           s.reports.set(k.id, JSON.parse(value) as DeviceReport);

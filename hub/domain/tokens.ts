@@ -4,6 +4,23 @@ import type { TokenRecord } from './state.ts';
 
 const TOKEN_RE = /^hgt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
+/**
+ * What a token may do: `admin` everything; `operator` read, and change values (devices' and groups');
+ * `viewer` read only. Tokens (and the audit of them) are admin's.
+ */
+export const TokenRole = {
+  Admin: 'admin',
+  Operator: 'operator',
+  Viewer: 'viewer',
+} as const;
+export type TokenRole = (typeof TokenRole)[keyof typeof TokenRole];
+export const TOKEN_ROLES: readonly TokenRole[] = Object.values(TokenRole);
+
+/** New tokens expire after this long unless asked otherwise; the first-start admin token after a year. */
+export const DEFAULT_TOKEN_DAYS = 90;
+export const FIRST_TOKEN_DAYS = 365;
+export const MAX_TOKEN_DAYS = 3650;
+
 export interface NewToken {
   readonly id: string;
   readonly token: string;
@@ -20,7 +37,7 @@ export function generateToken(): NewToken {
   return { id, token: `hgt_${id}_${secret}`, hash: hashSecret(secret) };
 }
 
-/** The token's id when `presented` is well formed, valid and not revoked; otherwise undefined. */
+/** The record when `presented` is well formed, valid and not revoked (expiry is the caller's check); otherwise undefined. */
 export function verifyToken(presented: string, lookup: (id: string) => TokenRecord | undefined): TokenRecord | undefined {
   const m = TOKEN_RE.exec(presented);
   if (!m) return undefined;
