@@ -17,6 +17,7 @@ import {
   StoreLockedError,
   KeystoreError,
   ForbiddenError,
+  RateLimitedError,
   StoreUnavailableError,
   UnauthorizedError,
   UnsupportedMediaTypeError,
@@ -46,6 +47,7 @@ const EXPECTED: ReadonlyArray<readonly [ErrorClass, string, number]> = [
   [StoreLockedError, 'HENGE_E_STORE_LOCKED', 503],
   [KeystoreError, 'HENGE_E_KEYSTORE', 500],
   [ForbiddenError, 'HENGE_E_FORBIDDEN', 403],
+  [RateLimitedError, 'HENGE_E_RATE_LIMITED', 429],
   [InternalError, 'HENGE_E_INTERNAL', 500],
 ];
 
@@ -66,6 +68,7 @@ test('errors - the list of error codes is pinned (a rename is a visible break)',
       AlreadyExists: 'HENGE_E_ALREADY_EXISTS',
       Unauthorized: 'HENGE_E_UNAUTHORIZED',
       Forbidden: 'HENGE_E_FORBIDDEN',
+      RateLimited: 'HENGE_E_RATE_LIMITED',
       LastToken: 'HENGE_E_LAST_TOKEN',
       StoreUnavailable: 'HENGE_E_STORE_UNAVAILABLE',
       StoreLocked: 'HENGE_E_STORE_LOCKED',

@@ -17,6 +17,7 @@ export const ErrorCode = {
   AlreadyExists: 'HENGE_E_ALREADY_EXISTS',
   Unauthorized: 'HENGE_E_UNAUTHORIZED',
   Forbidden: 'HENGE_E_FORBIDDEN',
+  RateLimited: 'HENGE_E_RATE_LIMITED',
   LastToken: 'HENGE_E_LAST_TOKEN',
   StoreUnavailable: 'HENGE_E_STORE_UNAVAILABLE',
   StoreLocked: 'HENGE_E_STORE_LOCKED',
@@ -133,6 +134,12 @@ export class LastTokenError extends HengeError {
 export class ForbiddenError extends HengeError {
   readonly code = ErrorCode.Forbidden;
   readonly status = 403;
+}
+
+/** Too many failed authentications from one address: it waits. */
+export class RateLimitedError extends HengeError {
+  readonly code = ErrorCode.RateLimited;
+  readonly status = 429;
 }
 
 /** The device keystore cannot be read (a master key others can read, a key that does not decrypt). */

@@ -2,7 +2,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError, ValidationError } from '../errors.ts';
 import { verifyToken } from '../domain/index.ts';
+import { recordAuthFailure } from '../domain/index.ts';
 import type { CommandContext, HubCore } from '../domain/index.ts';
+import type { TokenRecord } from '../domain/state.ts';
 import { TokenRole } from '../domain/tokens.ts';
 
 declare module 'fastify' {
@@ -15,7 +17,7 @@ declare module 'fastify' {
 }
 
 const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/openapi.json']);
-const isPublic = (url: string): boolean => {
+export const isPublic = (url: string): boolean => {
   const path = url.split('?')[0] ?? '';
   return PUBLIC_PATHS.has(path) || path === '/docs' || path.startsWith('/docs/');
 };
@@ -26,10 +28,19 @@ const isPublic = (url: string): boolean => {
  */
 const VERIFIED_CACHE_MAX = 1024;
 
-export function installAuth(app: FastifyInstance, core: HubCore): void {
+export interface TokenVerifier {
+  /** The token record for a presented token, when valid and not revoked (expiry is checked by the caller). */
+  authenticate(presented: string): TokenRecord | undefined;
+  /** The request carries a valid, unexpired token (what the rate limiter lets through uncounted). */
+  carriesValidToken(authorization: string | undefined): boolean;
+}
+
+const bearerOf = (header: string | undefined): string | undefined => (header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined);
+
+export function createVerifier(core: HubCore): TokenVerifier {
   const verified = new Map<string, string>();
   const lookup = (id: string) => core.state.tokens.get(id);
-  const authenticate = (presented: string) => {
+  const authenticate = (presented: string): TokenRecord | undefined => {
     const id = verified.get(presented);
     if (id !== undefined) {
       const record = lookup(id);
@@ -44,29 +55,55 @@ export function installAuth(app: FastifyInstance, core: HubCore): void {
     }
     return record;
   };
+  return {
+    authenticate,
+    carriesValidToken(header) {
+      const presented = bearerOf(header);
+      const record = presented ? authenticate(presented) : undefined;
+      return record !== undefined && (record.expiresAt === null || record.expiresAt > Date.now());
+    },
+  };
+}
+
+/** Records an auth failure as an event (never the presented token); the rate limiter bounds how many. */
+function audit(core: HubCore, req: FastifyRequest, reason: string): void {
+  recordAuthFailure(core, { ip: req.ip, reason, method: req.method, path: (req.url.split('?')[0] ?? '').slice(0, 200) }).catch((err: unknown) => {
+    req.log.error({ err }, 'recording an auth failure failed');
+  });
+}
+
+export function installAuth(app: FastifyInstance, core: HubCore, verifier: TokenVerifier): void {
+  const { authenticate } = verifier;
   app.decorateRequest('actor', '');
   app.decorateRequest('role', TokenRole.Viewer);
-  app.addHook('onRequest', async (req) => {
-    if (isPublic(req.url)) return;
+  // preParsing, not onRequest: the rate limiter's per-route onRequest hook must count the request first
+  // (global hooks run before route hooks of the same stage); still before any body is parsed.
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    if (isPublic(req.url)) return payload;
     const header = req.headers.authorization;
-    const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    const record = m?.[1] ? authenticate(m[1]) : undefined;
+    const presented = bearerOf(header);
+    const record = presented ? authenticate(presented) : undefined;
     if (!record) {
-      req.log.warn({ reason: header ? 'invalid or revoked token' : 'no token', ip: req.ip }, 'authentication failed');
+      const reason = header ? 'invalid or revoked token' : 'no token';
+      req.log.warn({ reason, ip: req.ip }, 'authentication failed');
+      audit(core, req, reason);
       throw new UnauthorizedError(header ? 'the token is invalid or revoked' : 'send a token: Authorization: Bearer <token>');
     }
     if (record.expiresAt !== null && record.expiresAt <= Date.now()) {
       req.log.warn({ reason: 'expired token', token: record.id, ip: req.ip }, 'authentication failed');
+      audit(core, req, `expired token ${record.id}`);
       throw new UnauthorizedError(`token ${record.id} (${record.name}) expired on ${new Date(record.expiresAt).toISOString()}: ask an admin for a new one`, { token: record.id });
     }
     req.actor = record.name;
     req.role = record.role;
+    return payload;
   });
   app.addHook('preHandler', async (req) => {
     if (isPublic(req.url)) return;
     const needed = roleFor(req.method, req.routeOptions.url ?? req.url);
     if (!allows(req.role, needed)) {
       req.log.warn({ token: req.actor, role: req.role, needed, method: req.method, route: req.routeOptions.url }, 'forbidden');
+      audit(core, req, `a ${req.role} token (${req.actor}) needs ${needed}`);
       throw new ForbiddenError(`a ${req.role} token may not ${req.method} ${req.routeOptions.url ?? req.url}: it needs ${needed}`, { role: req.role, needed });
     }
   });

@@ -8,7 +8,9 @@ import { Ajv } from 'ajv';
 import type { AnySchema } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { DeviceRuntime, HubCore } from '../domain/index.ts';
-import { installAuth } from './auth.ts';
+import rateLimit from '@fastify/rate-limit';
+import { RateLimitedError } from '../errors.ts';
+import { createVerifier, installAuth, isPublic } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import type { HubMetrics } from './metrics.ts';
 import { deviceRoutes } from './routes/devices.ts';
@@ -43,11 +45,16 @@ export interface ApiOptions {
   readonly logger?: FastifyBaseLogger;
   /** Liveness and telemetry from the CoAP endpoint, for device state. */
   readonly runtime?: DeviceRuntime;
+  /** Requests without a valid token allowed per address and minute (default 30). */
+  readonly authFailuresPerMinute?: number;
   /** Devices are also served plain CoAP (`--insecure`): /healthz says so. */
   readonly insecure?: boolean;
   /** Device keys for the coaps endpoint: adding a device issues one. */
   readonly keystore?: Keystore;
 }
+
+/** Requests without a valid token one address may make per minute. */
+export const AUTH_FAILURES_PER_MINUTE = 30;
 
 export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -71,7 +78,18 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
   });
   app.addSchema(ErrorT);
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  installAuth(app, core);
+  const verifier = createVerifier(core);
+  // Guessing tokens costs time: requests without a valid token are limited per address (authenticated
+  // traffic, health checks and the API description never count).
+  await app.register(rateLimit, {
+    global: true,
+    max: opts.authFailuresPerMinute ?? AUTH_FAILURES_PER_MINUTE,
+    timeWindow: 60_000,
+    allowList: (req) => isPublic(req.url) || verifier.carriesValidToken(req.headers.authorization),
+    errorResponseBuilder: (_req, ctx) =>
+      new RateLimitedError(`too many requests without a valid token from this address; try again in ${Math.ceil(ctx.ttl / 1000)} s`, { retryAfterS: Math.ceil(ctx.ttl / 1000) }),
+  });
+  installAuth(app, core, verifier);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes, { core, metrics, insecure: opts.insecure ?? false });

@@ -413,6 +413,12 @@ export async function recordKeyIssued(core: HubCore, ctx: CommandContext, device
   return core.commit(ctx, [{ type: EventType.DeviceKeyIssued, data: { device, keyId } }]);
 }
 
+/** Records a failed API authentication or authorization (audit). */
+export async function recordAuthFailure(core: HubCore, data: { ip: string; reason: string; method: string; path: string }): Promise<CommitResult> {
+  await core.ready();
+  return core.commit({ actor: 'hub' }, [{ type: EventType.AuthFailed, data }]);
+}
+
 /** Flags two endpoints alternating for one identity. */
 export async function flagDuplicate(core: HubCore, device: string, endpoints: readonly string[]): Promise<CommitResult> {
   await core.ready();

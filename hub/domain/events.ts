@@ -19,6 +19,8 @@ export const EventType = {
   DuplicateIdentity: 'device.duplicate',
   /** A device got a new DTLS key; the event names it by a random key id and carries no key material. */
   DeviceKeyIssued: 'device.key_issued',
+  /** A request to the API failed authentication or authorization (audit; never the token presented). */
+  AuthFailed: 'auth.failed',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -73,7 +75,8 @@ export type EventData =
       };
     }
   | { readonly type: typeof EventType.DuplicateIdentity; readonly data: { readonly device: string; readonly endpoints: readonly string[] } }
-  | { readonly type: typeof EventType.DeviceKeyIssued; readonly data: { readonly device: string; readonly keyId: string } };
+  | { readonly type: typeof EventType.DeviceKeyIssued; readonly data: { readonly device: string; readonly keyId: string } }
+  | { readonly type: typeof EventType.AuthFailed; readonly data: { readonly ip: string; readonly reason: string; readonly method: string; readonly path: string } };
 
 export interface EventMeta {
   readonly seq: number;

@@ -271,7 +271,8 @@ export class HubState {
         break;
       }
       case EventType.DeviceKeyIssued:
-        // History only: keys live in the keystore, not in views.
+      case EventType.AuthFailed:
+        // History only (keys live in the keystore; auth failures are audit).
         break;
       case EventType.DuplicateIdentity: {
         const prev = this.reports.get(e.data.device) ?? NO_REPORT;
