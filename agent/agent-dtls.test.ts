@@ -116,3 +116,42 @@ describe('henge agent over coaps', () => {
     for (const k of keys) assert.ok(!hub.stderr().includes(k) && !hub.stdout().includes(k));
   });
 });
+
+describe('henge agent enroll', () => {
+  let sandbox: Sandbox;
+  let hub: HubProcess;
+  before(async () => {
+    sandbox = await makeSandbox('henge-agent-enroll-');
+    hub = await startHubProcess(sandbox, [], 20_000, { insecure: false });
+  });
+  after(async () => {
+    await hub?.stop();
+    await sandbox?.cleanup();
+  });
+
+  test('enroll - a one-time token gets the device its key over DTLS; the agent then runs on it; the token works once', { timeout: 60_000 }, async () => {
+    const added = await runCli(sandbox, ['device', 'add', 'enr-1', '--set', 'mode=eco', '--enroll', '--json']);
+    assert.equal(added.code, 0, added.stderr);
+    const token = (JSON.parse(added.stdout) as { enrollment: { token: string } }).enrollment.token;
+    const hubArg = `127.0.0.1:${String(hub.coapsPort)}`;
+    const state = join(sandbox.dir, 'enr-1-state');
+    const first = await runCli(sandbox, ['agent', 'enroll', token, '--hub', hubArg, '--state', state]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /enrolled as enr-1 with hub [0-9a-f]{12}/);
+    const keyText = (await readFile(join(state, 'key'), 'utf8')).trim();
+    assert.match(keyText, /^[A-Za-z0-9_-]{43}$/);
+    const again = await runCli(sandbox, ['agent', 'enroll', token, '--hub', hubArg, '--state', join(sandbox.dir, 'other')]);
+    assert.equal(again.code, 5, 'a used token is refused');
+    assert.match(again.stderr, /unknown, used or expired/);
+
+    const out = join(sandbox.dir, 'enr-1.json');
+    const a = startAgentProcess(sandbox, ['--id', 'enr-1', '--hub', hubArg, '--out', out, '--state', state]);
+    agents.push(a);
+    await a.waitForLog(isAcked);
+    assert.deepEqual(await readJson(out), { mode: 'eco' });
+    assert.equal(await a.stop('SIGTERM'), 0);
+    for (const text of [hub.stderr(), a.stderr(), first.stdout, first.stderr]) {
+      assert.ok(!text.includes(keyText) && !text.includes(token), 'neither the key nor the token is logged or printed');
+    }
+  });
+});

@@ -6,12 +6,14 @@ import { resolve } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { createApi } from './api/server.ts';
 import { createMetrics } from './api/metrics.ts';
-import { DEFAULT_KEEPALIVE_S, DeviceRuntime, HubCore, createToken } from './domain/index.ts';
+import { DEFAULT_KEEPALIVE_S, DeviceRuntime, HubCore, createToken, recordKeyIssued } from './domain/index.ts';
 import { FIRST_TOKEN_DAYS } from './domain/tokens.ts';
 import { CoapEndpoint } from './coap/endpoint.ts';
 import { DtlsTransport } from './coap/dtls-transport.ts';
 import { UdpTransport, WANTED_RECEIVE_BUFFER } from './coap/udp-transport.ts';
 import { Keystore } from './security/keystore.ts';
+import { Enrollments } from './security/enrollment.ts';
+import { ENROLL_IDENTITY_PREFIX } from '../protocol/enroll.ts';
 import { LevelStore } from './store/level-store.ts';
 
 import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_DATA_DIR } from './defaults.ts';
@@ -65,6 +67,7 @@ export interface RunningHub {
   readonly dtls: DtlsTransport | null;
   readonly coapsPort: number | null;
   readonly keystore: Keystore | null;
+  readonly enrollments: Enrollments | null;
   readonly runtime: DeviceRuntime;
   /** The hub is advertised over mDNS. */
   readonly advertised: boolean;
@@ -110,6 +113,7 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     metrics.bindCoap(coap);
   }
   let keystore: Keystore | null = null;
+  let enrollments: Enrollments | null = null;
   let dtls: DtlsTransport | null = null;
   let coaps: CoapEndpoint | null = null;
   const closeDevices = async (): Promise<void> => {
@@ -120,11 +124,12 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   if (opts.coaps) {
     try {
       const ks = (keystore = await Keystore.open(dataDir));
+      const en = (enrollments = await Enrollments.load(ks));
       dtls = await DtlsTransport.open({
         port: opts.coaps.port,
         ...(opts.coaps.host ? { host: opts.coaps.host } : {}),
         // A removed device's key is gone from the keystore too; its identity then fails the handshake.
-        pskLookup: (identity) => (core.state.devices.has(identity) ? ks.pskFor(identity) : null),
+        pskLookup: (identity) => en.pskFor(identity) ?? (core.state.devices.has(identity) ? ks.pskFor(identity) : null),
         ...(opts.coaps.handshakeMs !== undefined ? { handshakeMs: opts.coaps.handshakeMs } : {}),
         ...(opts.coaps.idleMs !== undefined ? { idleMs: opts.coaps.idleMs } : {}),
         onError: (err) => log?.warn({ err }, 'coaps socket error'),
@@ -135,10 +140,26 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
       await core.close();
       throw err;
     }
-    coaps = new CoapEndpoint(dtls, core, runtime, { keepaliveS: runtime.keepaliveS, ...(log ? { log } : {}) });
+    const ks = keystore;
+    const en = enrollments;
+    coaps = new CoapEndpoint(dtls, core, runtime, {
+      keepaliveS: runtime.keepaliveS,
+      ...(log ? { log } : {}),
+      // The token is used up first: a second try with it fails even if the rest does.
+      enroll: async (identity) => {
+        if (!ks || !en) return undefined;
+        const id = identity.slice(ENROLL_IDENTITY_PREFIX.length);
+        const device = await en.consume(id);
+        if (device === undefined || !core.state.devices.has(device) || !core.state.meta) return undefined;
+        const issued = await ks.issue(device);
+        await recordKeyIssued(core, { actor: `device:${device}`, reason: `enrolled with token ${id}` }, device, issued.keyId);
+        log?.info({ device, enrollment: id, keyId: issued.keyId }, 'device enrolled');
+        return { device, key: issued.key, hubId: core.state.meta.hubId };
+      },
+    });
     metrics.bindCoaps(coaps, dtls);
   }
-  const app = await createApi(core, metrics, { runtime, insecure: coap !== null, ...(keystore ? { keystore } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
+  const app = await createApi(core, metrics, { runtime, insecure: coap !== null, ...(keystore ? { keystore } : {}), ...(enrollments ? { enrollments } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
   try {
     await app.listen({ host: opts.host ?? DEFAULT_API_HOST, port: opts.port ?? DEFAULT_API_PORT });
   } catch (err) {
@@ -184,6 +205,7 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     dtls,
     coapsPort: coaps?.port ?? null,
     keystore,
+    enrollments,
     runtime,
     advertised: advertisements.length > 0,
     async close() {

@@ -1,16 +1,16 @@
 /** `henge agent`: the Node device agent (observe this device's config, write it atomically, run a hook, ack). */
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { DEFAULT_COAP_PORT, DEFAULT_COAPS_PORT } from '../../hub/defaults.ts';
 import { CliError, ExitCode } from '../exit.ts';
 import { stopOnSignals } from '../shutdown.ts';
 import { DEVICE_ID_PATTERN } from '../../protocol/paths.ts';
 
 interface AgentFlags {
-  id: string;
+  id?: string;
   hub?: string;
-  out: string;
+  out?: string;
   format?: string;
   exec?: string;
   execTimeout: string;
@@ -28,9 +28,24 @@ function seconds(text: string, flag: string, min: number, max: number): number {
   return n;
 }
 
-/** The device key (coaps): from --key-file, else $HENGE_DEVICE_KEY; never from the command line, where `ps` shows it. */
-async function readDeviceKey(file: string | undefined): Promise<string | undefined> {
+/** Where `henge agent enroll` leaves the device key, in the agent's state folder. */
+const KEY_FILE = 'key';
+
+/**
+ * The device key (coaps): from --key-file, else $HENGE_DEVICE_KEY, else the key `henge agent enroll` left
+ * in the state folder; never from the command line, where `ps` shows it.
+ */
+async function readDeviceKey(file: string | undefined, stateDir: string): Promise<string | undefined> {
   let text = process.env['HENGE_DEVICE_KEY'];
+  if (file === undefined && text === undefined) {
+    text = await readFile(join(stateDir, KEY_FILE), 'utf8').then(
+      (t) => t.split('\n')[0],
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw new CliError(`${join(stateDir, KEY_FILE)}: ${err.message}`, ExitCode.Failure);
+      },
+    );
+  }
   if (file !== undefined) {
     try {
       text = (await readFile(file, 'utf8')).split('\n')[0];
@@ -45,6 +60,7 @@ async function readDeviceKey(file: string | undefined): Promise<string | undefin
 }
 
 async function run(flags: AgentFlags): Promise<void> {
+  if (flags.id === undefined || flags.out === undefined) throw new CliError('henge agent needs --id <device> and --out <file> (henge agent --help)', ExitCode.Usage);
   if (!DEVICE_ID_PATTERN.test(flags.id)) throw new CliError(`--id ${flags.id}: a device id is 1-63 of a-z, 0-9 and -, starting with a letter or digit`, ExitCode.Usage);
   if (!LOG_LEVELS.includes(flags.logLevel)) throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`, ExitCode.Usage);
   const backoffMaxS = seconds(flags.backoffMax, '--backoff-max', 1, 86_400);
@@ -59,7 +75,8 @@ async function run(flags: AgentFlags): Promise<void> {
     if (!isOutputFormat(flags.format)) throw new CliError(`--format must be json, yaml or env, got ${flags.format}`, ExitCode.Usage);
     format = flags.format;
   }
-  const key = await readDeviceKey(flags.keyFile);
+  const stateDir = resolve(flags.state ?? `.henge/agent-${flags.id}`);
+  const key = await readDeviceKey(flags.keyFile, stateDir);
   let locator;
   try {
     // No --hub: find the hub over DNS-SD (_coaps._udp with a key, else _coap._udp), and pin the first one found.
@@ -76,7 +93,7 @@ async function run(flags: AgentFlags): Promise<void> {
     format,
     ...(flags.exec !== undefined ? { exec: flags.exec } : {}),
     execTimeoutMs: execTimeoutS * 1000,
-    stateDir: resolve(flags.state ?? `.henge/agent-${flags.id}`),
+    stateDir,
     backoffMaxMs: backoffMaxS * 1000,
     logger,
     ...(key !== undefined ? { psk: { identity: flags.id, key } } : {}),
@@ -95,22 +112,79 @@ async function run(flags: AgentFlags): Promise<void> {
   await agent.done;
 }
 
+/** `henge agent enroll <token>`: trades a one-time token for the device key over DTLS, and keeps it. */
+async function enroll(tokenText: string, flags: { hub?: string; state?: string }): Promise<void> {
+  const { parseEnrollmentToken, ENROLL_IDENTITY_PREFIX, ENROLL_PATH, decodeEnrolled } = await import('../../protocol/enroll.ts');
+  const parsed = parseEnrollmentToken(tokenText);
+  if (!parsed) throw new CliError('that is not an enrollment token (hge_<id>_<secret>, from henge device add --enroll or henge device enroll)', ExitCode.Usage);
+  const { CoapClient, HubAddressError, StateStore, discoveryLocator, staticLocator } = await import('../../agent/index.ts');
+  let locate;
+  try {
+    locate = flags.hub !== undefined ? staticLocator(flags.hub, DEFAULT_COAPS_PORT) : discoveryLocator(true);
+  } catch (err) {
+    if (err instanceof HubAddressError) throw new CliError(err.message, ExitCode.Usage);
+    throw err;
+  }
+  const hub = await locate(undefined, undefined).catch((err: unknown) => {
+    throw new CliError(`cannot find the hub: ${(err as Error).message}`, ExitCode.Unavailable);
+  });
+  const client = await CoapClient.open(hub, { psk: { identity: ENROLL_IDENTITY_PREFIX + parsed.id, key: parsed.secret } }).catch((err: unknown) => {
+    throw new CliError(`${(err as Error).message}: the token is unknown, used or expired, or ${hub.address} port ${hub.port} is not a henge hub's coaps endpoint`, ExitCode.Unauthorized);
+  });
+  try {
+    const res = await client.request({ method: 'POST', path: [ENROLL_PATH] });
+    if (res.code !== '2.04') throw new CliError(`the hub refused the enrollment (${res.code}): the token was used or its device removed`, ExitCode.Unauthorized);
+    const enrolled = decodeEnrolled(res.payload);
+    const dir = resolve(flags.state ?? `.henge/agent-${enrolled.device}`);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const keyFile = join(dir, KEY_FILE);
+    await writeFile(keyFile, `${enrolled.key}\n`, { mode: 0o600 });
+    await chmod(keyFile, 0o600);
+    // Pin the hub that enrolled this device: the agent then refuses any other.
+    const store = new StateStore(dir, enrolled.device);
+    await store.open();
+    try {
+      await store.save({ ...(await store.load()), hubId: enrolled.hubId });
+    } finally {
+      await store.close();
+    }
+    process.stdout.write(
+      `enrolled as ${enrolled.device} with hub ${enrolled.hubId}; key and pinned hub kept in ${dir} (0600)\n` +
+        `run: henge agent --id ${enrolled.device} --out <file>${flags.state !== undefined ? ` --state ${dir}` : ''}${flags.hub !== undefined ? ` --hub ${flags.hub}` : ''}\n`,
+    );
+  } finally {
+    await client.close();
+  }
+}
+
 export function registerAgent(program: Command): void {
-  program
+  const agent = program
     .command('agent')
     .description("run the device agent: observe this device's config on the hub (CoAP), write it to a file atomically, run a hook, ack")
-    .requiredOption('--id <device>', 'device id, as added with `henge device add`')
+    .option('--id <device>', 'device id, as added with `henge device add` (required)')
     .option('--hub <host[:port]>', 'hub address: host, host:port, [IPv6]:port (port 5684 with a key, else 5683); without it the hub is found over mDNS (DNS-SD) and pinned')
-    .requiredOption('--out <file>', 'config file to write (atomically)')
+    .option('--out <file>', 'config file to write (atomically) (required)')
     .option('--format <json|yaml|env>', 'file format (default: from the extension of --out, else json); env writes KEY=\'value\' lines')
     .option('--exec <cmd>', 'run with /bin/sh after each apply, with HENGE_CONFIG_FILE, HENGE_CONFIG_VERSION, HENGE_DEVICE set; a non-zero exit restores the previous file and acks "failed"')
     .option('--exec-timeout <seconds>', 'a --exec running longer fails (and is killed)', '60')
     .option('--state <dir>', 'state folder: last applied snapshot, pinned hub (default ./.henge/agent-<id>)')
     .option('--backoff-max <seconds>', 'longest wait between attempts to reach the hub', '60')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (logs are JSON on stderr)', 'info')
-    .option('--key-file <path>', 'the device key henge device add printed (or $HENGE_DEVICE_KEY): talk coaps (DTLS; --hub port 5684 by default, mDNS _coaps._udp); without it, plain CoAP to a hub run with --insecure')
+    .option('--key-file <path>', 'the device key henge device add printed (or $HENGE_DEVICE_KEY; after henge agent enroll it is in the state folder): talk coaps (DTLS; --hub port 5684 by default, mDNS _coaps._udp); with no key at all, plain CoAP to a hub run with --insecure')
     .addHelpText('after', '\nSignals: SIGINT/SIGTERM deregister and exit 0; SIGHUP re-registers at once.')
     .action(async (_opts: unknown, cmd: Command) => {
       await run(cmd.opts<AgentFlags>());
+    });
+  agent
+    .command('enroll <token>')
+    .description('trade a one-time enrollment token (henge device add --enroll) for this device\'s key, over DTLS; keeps the key (0600) and pins the hub in the state folder')
+    .option('--hub <host[:port]>', 'hub address (port 5684 when left out); without it the hub is found over mDNS (_coaps._udp)')
+    .option('--state <dir>', 'state folder to keep the key in (default ./.henge/agent-<device id from the hub>)')
+    .action(async (token: string, o: { hub?: string; state?: string }, cmd: Command) => {
+      // --hub / --state may also be read by `agent` itself, depending on where they were written.
+      const parent = cmd.parent?.opts<{ hub?: string; state?: string }>() ?? {};
+      const hub = o.hub ?? parent.hub;
+      const state = o.state ?? parent.state;
+      await enroll(token, { ...(hub !== undefined ? { hub } : {}), ...(state !== undefined ? { state } : {}) });
     });
 }

@@ -2,11 +2,28 @@
 import type { Command } from 'commander';
 import type { DeviceRecord, FieldDef } from '../../hub/domain/index.ts';
 import { parseAssignments, parseLabels } from '../assignments.ts';
+import { CliError, ExitCode } from '../exit.ts';
 import { commandEnv } from '../context.ts';
 import { formatLabels, formatTime, formatValue, printJson, printTable } from '../output.ts';
 import { schemaFields } from './values.ts';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+interface Enrollment {
+  readonly device: string;
+  readonly enrollment: string;
+  readonly token: string;
+  readonly expiresAt: number;
+}
+
+function enrollLines(e: Enrollment): string {
+  return [
+    `enrollment token for ${e.device} (one use, expires ${new Date(e.expiresAt).toISOString()}; shown once):`,
+    `  ${e.token}`,
+    `  on the device: henge agent enroll <token> [--hub <hub>]   (it fetches the device key over DTLS)`,
+    '',
+  ].join('\n');
+}
 
 /** The key banner: shown once, with what a device (or libcoap's client) needs. */
 function keyLines(id: string, key: string, keyId: string | undefined): string {
@@ -28,7 +45,8 @@ export function registerDevice(program: Command): void {
     .option('-l, --label <key=value>', 'a label; repeat for more', collect, [])
     .option('-s, --schema <name>', 'bind the device to a published schema')
     .option('--set <key=value>', 'an initial device value; repeat for more', collect, [])
-    .action(async (id: string, o: { name?: string; label: string[]; schema?: string; set: string[] }, cmd: Command) => {
+    .option('--enroll', 'also print a one-time enrollment token: `henge agent enroll <token>` on the device fetches its key')
+    .action(async (id: string, o: { name?: string; label: string[]; schema?: string; set: string[]; enroll?: boolean }, cmd: Command) => {
       const env = await commandEnv(cmd);
       const fields = o.schema ? await schemaFields(env.client, o.schema) : new Map<string, FieldDef>();
       const labels = parseLabels(o.label) as Record<string, string>;
@@ -40,11 +58,26 @@ export function registerDevice(program: Command): void {
         ...(o.set.length ? { values: parseAssignments(o.set, fields) } : {}),
       };
       const r = await env.client.request<{ device: DeviceRecord; seq: number; key?: string; keyId?: string }>('POST', '/devices', body);
-      if (env.json) printJson(r);
+      const enrollment = o.enroll ? await env.client.request<Enrollment>('POST', `/devices/${encodeURIComponent(id)}/enrollment`, {}) : undefined;
+      if (env.json) printJson({ ...r, ...(enrollment ? { enrollment } : {}) });
       else {
         process.stdout.write(`added device ${r.device.id} (log seq ${r.seq})\n`);
         if (r.key) process.stdout.write(keyLines(r.device.id, r.key, r.keyId));
+        if (enrollment) process.stdout.write(enrollLines(enrollment));
       }
+    });
+
+  device
+    .command('enroll <id>')
+    .description('make a one-time enrollment token for a device (shown once); on the device: henge agent enroll <token>')
+    .option('--hours <n>', 'hours until the token expires', '24')
+    .action(async (id: string, o: { hours: string }, cmd: Command) => {
+      const env = await commandEnv(cmd);
+      const hours = Number(o.hours);
+      if (!Number.isInteger(hours) || hours < 1 || hours > 720) throw new CliError(`--hours must be 1..720, got ${o.hours}`, ExitCode.Usage);
+      const r = await env.client.request<Enrollment>('POST', `/devices/${encodeURIComponent(id)}/enrollment`, { hours });
+      if (env.json) printJson(r);
+      else process.stdout.write(enrollLines(r));
     });
 
   device

@@ -17,7 +17,12 @@ test('audit - a failed authentication is an auth.failed event with address and r
   const wrong = 'hgt_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
   expectError(await call('GET', '/devices', undefined, { token: wrong }), 401, 'HENGE_E_UNAUTHORIZED');
   expectError(await call('GET', '/devices', undefined, { token: null }), 401, 'HENGE_E_UNAUTHORIZED');
-  const events = await call<{ events: Ev[] }>('GET', '/events?type=auth.failed');
+  // The event is written after the 401 went out (the refusal does not wait for the disk): wait for it.
+  let events = await call<{ events: Ev[] }>('GET', '/events?type=auth.failed');
+  for (let i = 0; i < 100 && events.body.events.length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    events = await call<{ events: Ev[] }>('GET', '/events?type=auth.failed');
+  }
   assert.equal(events.status, 200);
   const reasons = events.body.events.map((e) => e.data['reason']);
   assert.ok(reasons.includes('invalid or revoked token') && reasons.includes('no token'), JSON.stringify(reasons));
@@ -42,8 +47,17 @@ test('rate limit - requests without a valid token are limited per address; valid
   // The same address with a valid token, and the health checks, still get through.
   assert.equal((await call('GET', '/devices')).status, 200);
   assert.equal((await call('GET', '/healthz', undefined, { token: null })).status, 200);
-  const before = (await call<{ events: Ev[] }>('GET', '/events?type=auth.failed&limit=1000')).body.events.length;
+  const count = async (): Promise<number> => (await call<{ events: Ev[] }>('GET', '/events?type=auth.failed&limit=1000')).body.events.length;
+  // The 401s' events land after their answers: wait until the count holds still.
+  let before = await count();
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = await count();
+    if (now === before) break;
+    before = now;
+  }
   expectError(await call('GET', '/devices', undefined, { token: null }), 429, 'HENGE_E_RATE_LIMITED');
-  const after = (await call<{ events: Ev[] }>('GET', '/events?type=auth.failed&limit=1000')).body.events.length;
+  await new Promise((r) => setTimeout(r, 100));
+  const after = await count();
   assert.equal(after, before, 'a refused (429) request writes no event: the log cannot be flooded');
 });

@@ -15,6 +15,7 @@ import { installErrorHandling } from './errors.ts';
 import type { HubMetrics } from './metrics.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import type { Keystore } from '../security/keystore.ts';
+import type { Enrollments } from '../security/enrollment.ts';
 import { eventRoutes } from './routes/events.ts';
 import { groupRoutes } from './routes/groups.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -51,6 +52,8 @@ export interface ApiOptions {
   readonly insecure?: boolean;
   /** Device keys for the coaps endpoint: adding a device issues one. */
   readonly keystore?: Keystore;
+  /** One-time enrollment tokens (coaps). */
+  readonly enrollments?: Enrollments;
 }
 
 /** Requests without a valid token one address may make per minute. */
@@ -93,7 +96,7 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes, { core, metrics, insecure: opts.insecure ?? false });
-  await app.register(deviceRoutes, { core, ...(opts.runtime ? { runtime: opts.runtime } : {}), ...(opts.keystore ? { keystore: opts.keystore } : {}) });
+  await app.register(deviceRoutes, { core, ...(opts.runtime ? { runtime: opts.runtime } : {}), ...(opts.keystore ? { keystore: opts.keystore } : {}), ...(opts.enrollments ? { enrollments: opts.enrollments } : {}) });
   await app.register(valueRoutes, { core });
   await app.register(groupRoutes, { core });
   await app.register(schemaRoutes, { core });

@@ -20,6 +20,8 @@ import {
   uriQuery,
 } from '../../protocol/coap.ts';
 import type { CoapMessage } from '../../protocol/coap.ts';
+import { ENROLL_IDENTITY_PREFIX, ENROLL_PATH, encodeEnrolled } from '../../protocol/enroll.ts';
+import type { Enrolled } from '../../protocol/enroll.ts';
 import { Resource, parseDevicePath } from '../../protocol/paths.ts';
 import { HengeError, NotFoundError, StoreUnavailableError } from '../errors.ts';
 import { flagDuplicate, recordAcks } from '../domain/commands.ts';
@@ -55,6 +57,11 @@ export interface EndpointLog {
 
 export interface EndpointOptions {
   readonly keepaliveS: number;
+  /**
+   * Enrollment (coaps): uses up the token behind an `enroll.<id>` identity and returns what the device
+   * gets, or undefined when the token is gone, expired, or its device was removed.
+   */
+  readonly enroll?: (identity: string) => Promise<Enrolled | undefined>;
   readonly log?: EndpointLog;
   readonly maxInflight?: number;
 }
@@ -225,6 +232,11 @@ export class CoapEndpoint {
       if (critical) return this.refuse(dedupKey, ex, from, '4.02', `unsupported critical option ${name}`);
     }
     const path = uriPath(msg);
+    if (from.identity?.startsWith(ENROLL_IDENTITY_PREFIX)) {
+      // An enrollment session may do one thing: POST /enroll.
+      if (path.length !== 1 || path[0] !== ENROLL_PATH || msg.code !== Method.Post || !this.opts.enroll) return this.forbid(dedupKey, ex, from);
+      return this.enroll(dedupKey, ex, from, from.identity);
+    }
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') {
       if (msg.code !== Method.Get) return this.refuse(dedupKey, ex, from, '4.05', 'GET only');
       const d = uriQuery(msg).get('d');
@@ -281,6 +293,23 @@ export class CoapEndpoint {
         if (!(err instanceof StoreUnavailableError) && !(err instanceof NotFoundError)) this.opts.log?.error({ err, device }, 'recording an ack failed');
         const code = err instanceof HengeError && err.status === 503 ? '5.03' : err instanceof HengeError && err.status === 404 ? '4.04' : '5.00';
         this.reply(dedupKey, plainResponse(ex, code), from);
+      },
+    );
+  }
+
+  private enroll(dedupKey: string | null, ex: Exchange, from: Peer, identity: string): void {
+    const enroll = this.opts.enroll;
+    if (!enroll) return;
+    // Answered once the key is durable; a retransmission meanwhile waits for that answer.
+    if (dedupKey) this.remember(dedupKey, null);
+    enroll(identity).then(
+      (enrolled) => {
+        if (!enrolled) return this.forbid(dedupKey, ex, from);
+        this.reply(dedupKey, plainResponse(ex, '2.04', Buffer.from(encodeEnrolled(enrolled)), ContentFormat.Cbor), from);
+      },
+      (err: unknown) => {
+        this.opts.log?.error({ err, identity }, 'enrollment failed');
+        this.reply(dedupKey, plainResponse(ex, err instanceof HengeError && err.status === 503 ? '5.03' : '5.00'), from);
       },
     );
   }

@@ -413,6 +413,13 @@ export async function recordKeyIssued(core: HubCore, ctx: CommandContext, device
   return core.commit(ctx, [{ type: EventType.DeviceKeyIssued, data: { device, keyId } }]);
 }
 
+/** Records that a one-time enrollment token was made for a device (its id only). */
+export async function recordEnrollmentCreated(core: HubCore, ctx: CommandContext, device: string, enrollment: string, expiresAt: number): Promise<CommitResult> {
+  await core.ready();
+  mustDevice(core.state, device);
+  return core.commit(ctx, [{ type: EventType.EnrollmentCreated, data: { device, enrollment, expiresAt } }]);
+}
+
 /** Records a failed API authentication or authorization (audit). */
 export async function recordAuthFailure(core: HubCore, data: { ip: string; reason: string; method: string; path: string }): Promise<CommitResult> {
   await core.ready();

@@ -21,6 +21,8 @@ export const EventType = {
   DeviceKeyIssued: 'device.key_issued',
   /** A request to the API failed authentication or authorization (audit; never the token presented). */
   AuthFailed: 'auth.failed',
+  /** A one-time enrollment token was made for a device (named by its id; never the token). */
+  EnrollmentCreated: 'device.enrollment_created',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -76,6 +78,7 @@ export type EventData =
     }
   | { readonly type: typeof EventType.DuplicateIdentity; readonly data: { readonly device: string; readonly endpoints: readonly string[] } }
   | { readonly type: typeof EventType.DeviceKeyIssued; readonly data: { readonly device: string; readonly keyId: string } }
+  | { readonly type: typeof EventType.EnrollmentCreated; readonly data: { readonly device: string; readonly enrollment: string; readonly expiresAt: number } }
   | { readonly type: typeof EventType.AuthFailed; readonly data: { readonly ip: string; readonly reason: string; readonly method: string; readonly path: string } };
 
 export interface EventMeta {

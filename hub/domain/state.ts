@@ -272,6 +272,7 @@ export class HubState {
       }
       case EventType.DeviceKeyIssued:
       case EventType.AuthFailed:
+      case EventType.EnrollmentCreated:
         // History only (keys live in the keystore; auth failures are audit).
         break;
       case EventType.DuplicateIdentity: {

@@ -19,12 +19,16 @@ const MASTER_BYTES = 32;
 const IV_BYTES = 12;
 const PREFIX = 'k!';
 
-interface StoredKey {
-  /** Random id naming this key in events and logs (never derived from the key). */
-  readonly keyId: string;
+/** A secret encrypted under the master key (AES-256-GCM), bound to its owner as additional data. */
+export interface Sealed {
   readonly iv: string;
   readonly data: string;
   readonly tag: string;
+}
+
+interface StoredKey extends Sealed {
+  /** Random id naming this key in events and logs (never derived from the key). */
+  readonly keyId: string;
   readonly issuedAt: number;
 }
 
@@ -63,7 +67,7 @@ export class Keystore {
   private readonly keys = new Map<string, { readonly psk: Buffer; readonly keyId: string }>();
 
   private constructor(
-    private readonly db: Level<string, string>,
+    readonly db: Level<string, string>,
     private readonly master: Buffer,
   ) {}
 
@@ -78,7 +82,7 @@ export class Keystore {
       for await (const [k, v] of db.iterator({ gte: PREFIX, lt: 'k"' })) {
         const device = k.slice(PREFIX.length);
         const stored = JSON.parse(v) as StoredKey;
-        ks.keys.set(device, { psk: Buffer.from(ks.decrypt(device, stored), 'ascii'), keyId: stored.keyId });
+        ks.keys.set(device, { psk: Buffer.from(ks.unseal(device, stored), 'ascii'), keyId: stored.keyId });
       }
     } catch (err) {
       await db.close();
@@ -109,11 +113,7 @@ export class Keystore {
   async issue(device: string): Promise<IssuedKey> {
     const key = randomBytes(KEY_BYTES).toString('base64url');
     const keyId = randomBytes(6).toString('hex');
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.master, iv);
-    cipher.setAAD(Buffer.from(device));
-    const data = Buffer.concat([cipher.update(key, 'ascii'), cipher.final()]);
-    const stored: StoredKey = { keyId, iv: iv.toString('base64'), data: data.toString('base64'), tag: cipher.getAuthTag().toString('base64'), issuedAt: Date.now() };
+    const stored: StoredKey = { keyId, ...this.seal(device, key), issuedAt: Date.now() };
     await this.db.batch([{ type: 'put', key: PREFIX + device, value: JSON.stringify(stored) }], { sync: true });
     this.keys.set(device, { psk: Buffer.from(key, 'ascii'), keyId });
     return { key, keyId };
@@ -125,14 +125,23 @@ export class Keystore {
     this.keys.delete(device);
   }
 
-  private decrypt(device: string, s: StoredKey): string {
+  /** Encrypts ASCII `text` under the master key, bound to `owner`. */
+  seal(owner: string, text: string): Sealed {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.master, iv);
+    cipher.setAAD(Buffer.from(owner));
+    const data = Buffer.concat([cipher.update(text, 'ascii'), cipher.final()]);
+    return { iv: iv.toString('base64'), data: data.toString('base64'), tag: cipher.getAuthTag().toString('base64') };
+  }
+
+  unseal(owner: string, s: Sealed): string {
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.master, Buffer.from(s.iv, 'base64'));
-      decipher.setAAD(Buffer.from(device));
+      decipher.setAAD(Buffer.from(owner));
       decipher.setAuthTag(Buffer.from(s.tag, 'base64'));
       return Buffer.concat([decipher.update(Buffer.from(s.data, 'base64')), decipher.final()]).toString('ascii');
     } catch (cause) {
-      throw new KeystoreError(`the key of device ${device} does not decrypt with this hub's master key`, { device }, { cause });
+      throw new KeystoreError(`the secret of ${owner} does not decrypt with this hub's master key`, { owner }, { cause });
     }
   }
 }

@@ -1,15 +1,20 @@
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { addDevice, deviceState, effectiveConfig, fleet, getDevice, listDevices, recordKeyIssued, removeDevice, updateDevice } from '../../domain/index.ts';
+import { addDevice, deviceState, effectiveConfig, fleet, getDevice, listDevices, recordEnrollmentCreated, recordKeyIssued, removeDevice, updateDevice } from '../../domain/index.ts';
 import type { DeviceRuntime, HubCore } from '../../domain/index.ts';
 import { NotFoundError } from '../../errors.ts';
 import type { Keystore } from '../../security/keystore.ts';
+import type { Enrollments } from '../../security/enrollment.ts';
+import { DEFAULT_ENROLL_HOURS } from '../../security/enrollment.ts';
 import { commandContext } from '../auth.ts';
 import { IdParamT, LabelsT, PatchLabelsT, ValuesT } from '../types.ts';
 
 const tags = ['devices'];
 
-export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: DeviceRuntime; keystore?: Keystore }> = async (app, { core, runtime, keystore }) => {
+export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: DeviceRuntime; keystore?: Keystore; enrollments?: Enrollments }> = async (
+  app,
+  { core, runtime, keystore, enrollments },
+) => {
   /** A new DTLS key for the device: durable in the keystore, then named (by its id only) in the log. */
   const issueKey = async (ctx: ReturnType<typeof commandContext>, device: string): Promise<{ key: string; keyId: string } | Record<string, never>> => {
     if (!keystore) return {};
@@ -89,8 +94,28 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: 
   app.delete('/devices/:id', { schema: { tags, summary: 'Remove a device (a tombstone stays in the log)', params: IdParamT } }, async (req) => {
     const result = await removeDevice(core, commandContext(req), req.params.id);
     await keystore?.remove(req.params.id);
+    await enrollments?.removeDevice(req.params.id);
     return { seq: result.seq };
   });
+
+  app.post(
+    '/devices/:id/enrollment',
+    {
+      schema: {
+        tags,
+        summary: 'A one-time enrollment token for the device (shown once): the device trades it, over coaps, for its key',
+        params: IdParamT,
+        body: Type.Optional(Type.Object({ hours: Type.Optional(Type.Integer({ minimum: 1, maximum: 720, description: `hours until it expires (default ${DEFAULT_ENROLL_HOURS})` })) }, { additionalProperties: false })),
+      },
+    },
+    async (req, reply) => {
+      getDevice(core, req.params.id);
+      if (!enrollments) throw new NotFoundError('this hub has no enrollment (it runs without a coaps endpoint)', { device: req.params.id });
+      const t = await enrollments.create(req.params.id, req.body?.hours ?? DEFAULT_ENROLL_HOURS);
+      await recordEnrollmentCreated(core, commandContext(req), req.params.id, t.id, t.expiresAt);
+      return reply.status(201).send({ device: req.params.id, enrollment: t.id, token: t.token, expiresAt: t.expiresAt });
+    },
+  );
 
   app.post(
     '/devices/:id/key',
