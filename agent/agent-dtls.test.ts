@@ -11,6 +11,7 @@ import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.
 import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
 import { startAgentProcess, waitFor } from '../test/helpers/agent-process.ts';
 import type { AgentProcess, LogLine } from '../test/helpers/agent-process.ts';
+import { readTerminalQr } from '../test/helpers/qr.ts';
 
 const agents: AgentProcess[] = [];
 after(async () => {
@@ -153,5 +154,36 @@ describe('henge agent enroll', () => {
     for (const text of [hub.stderr(), a.stderr(), first.stdout, first.stderr]) {
       assert.ok(!text.includes(keyText) && !text.includes(token), 'neither the key nor the token is logged or printed');
     }
+  });
+});
+
+describe('henge device enroll --qr', () => {
+  let sandbox: Sandbox;
+  let hub: HubProcess;
+  before(async () => {
+    sandbox = await makeSandbox('henge-agent-qr-');
+    hub = await startHubProcess(sandbox, [], 20_000, { insecure: false });
+  });
+  after(async () => {
+    await hub?.stop();
+    await sandbox?.cleanup();
+  });
+
+  test('qr - the QR code decodes to an enrollment URI that henge agent enroll takes, checking the hub id', { timeout: 60_000 }, async () => {
+    assert.equal((await runCli(sandbox, ['device', 'add', 'qr-1'])).code, 0);
+    const r = await runCli(sandbox, ['device', 'enroll', 'qr-1', '--qr']);
+    assert.equal(r.code, 0, r.stderr);
+    const uri = readTerminalQr(r.stdout);
+    const hubId = /henge-([0-9a-f]{12})/.exec(hub.stdout())?.[1] ?? /hub ([0-9a-f]{12}) started/.exec(hub.stdout())?.[1];
+    assert.match(uri, new RegExp(`^henge:enroll\\?hub=${String(hubId)}&t=hge_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$`));
+    const enrolled = await runCli(sandbox, ['agent', 'enroll', uri, '--hub', `127.0.0.1:${String(hub.coapsPort)}`, '--state', join(sandbox.dir, 'qr-state')]);
+    assert.equal(enrolled.code, 0, enrolled.stderr);
+    assert.match(enrolled.stdout, new RegExp(`enrolled as qr-1 with hub ${String(hubId)}`));
+    // A URI naming another hub is refused before anything is kept.
+    const other = await runCli(sandbox, ['device', 'enroll', 'qr-1', '--json']);
+    const token = (JSON.parse(other.stdout) as { token: string }).token;
+    const wrongHub = await runCli(sandbox, ['agent', 'enroll', `henge:enroll?hub=000000000000&t=${token}`, '--hub', `127.0.0.1:${String(hub.coapsPort)}`, '--state', join(sandbox.dir, 'qr-wrong')]);
+    assert.equal(wrongHub.code, 1);
+    assert.match(wrongHub.stderr, /made by hub 000000000000/);
   });
 });

@@ -32,6 +32,22 @@ export function parseEnrollmentToken(text: string): { id: string; secret: string
   return m?.[1] && m[2] ? { id: m[1], secret: m[2] } : undefined;
 }
 
+/** What a QR code carries: `henge:enroll?hub=<hub id>&t=<token>` (the hub id lets the device check who answers). */
+export function enrollmentUri(token: string, hubId: string): string {
+  return `henge:enroll?hub=${hubId}&t=${token}`;
+}
+
+/** A token, or an enrollment URI (then with the hub id it names); undefined for anything else. */
+export function parseEnrollment(text: string): { id: string; secret: string; hubId?: string } | undefined {
+  const t = text.trim();
+  if (!t.startsWith('henge:enroll?')) return parseEnrollmentToken(t);
+  const q = new URLSearchParams(t.slice('henge:enroll?'.length));
+  const token = parseEnrollmentToken(q.get('t') ?? '');
+  const hubId = q.get('hub');
+  if (!token || (hubId !== null && !/^[0-9a-f]{12}$/.test(hubId))) return undefined;
+  return { ...token, ...(hubId !== null ? { hubId } : {}) };
+}
+
 export class EnrollDecodeError extends Error {
   readonly code = 'HENGE_E_ENROLL_DECODE';
 }

@@ -114,9 +114,9 @@ async function run(flags: AgentFlags): Promise<void> {
 
 /** `henge agent enroll <token>`: trades a one-time token for the device key over DTLS, and keeps it. */
 async function enroll(tokenText: string, flags: { hub?: string; state?: string }): Promise<void> {
-  const { parseEnrollmentToken, ENROLL_IDENTITY_PREFIX, ENROLL_PATH, decodeEnrolled } = await import('../../protocol/enroll.ts');
-  const parsed = parseEnrollmentToken(tokenText);
-  if (!parsed) throw new CliError('that is not an enrollment token (hge_<id>_<secret>, from henge device add --enroll or henge device enroll)', ExitCode.Usage);
+  const { parseEnrollment, ENROLL_IDENTITY_PREFIX, ENROLL_PATH, decodeEnrolled } = await import('../../protocol/enroll.ts');
+  const parsed = parseEnrollment(tokenText);
+  if (!parsed) throw new CliError('that is neither an enrollment token (hge_<id>_<secret>) nor an enrollment URI (henge:enroll?hub=…&t=…)', ExitCode.Usage);
   const { CoapClient, HubAddressError, StateStore, discoveryLocator, staticLocator } = await import('../../agent/index.ts');
   let locate;
   try {
@@ -125,7 +125,7 @@ async function enroll(tokenText: string, flags: { hub?: string; state?: string }
     if (err instanceof HubAddressError) throw new CliError(err.message, ExitCode.Usage);
     throw err;
   }
-  const hub = await locate(undefined, undefined).catch((err: unknown) => {
+  const hub = await locate(undefined, parsed.hubId).catch((err: unknown) => {
     throw new CliError(`cannot find the hub: ${(err as Error).message}`, ExitCode.Unavailable);
   });
   const client = await CoapClient.open(hub, { psk: { identity: ENROLL_IDENTITY_PREFIX + parsed.id, key: parsed.secret } }).catch((err: unknown) => {
@@ -135,6 +135,9 @@ async function enroll(tokenText: string, flags: { hub?: string; state?: string }
     const res = await client.request({ method: 'POST', path: [ENROLL_PATH] });
     if (res.code !== '2.04') throw new CliError(`the hub refused the enrollment (${res.code}): the token was used or its device removed`, ExitCode.Unauthorized);
     const enrolled = decodeEnrolled(res.payload);
+    if (parsed.hubId !== undefined && enrolled.hubId !== parsed.hubId) {
+      throw new CliError(`hub ${enrolled.hubId} answered, but the enrollment was made by hub ${parsed.hubId}: nothing kept`, ExitCode.Failure);
+    }
     const dir = resolve(flags.state ?? `.henge/agent-${enrolled.device}`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const keyFile = join(dir, KEY_FILE);
@@ -177,7 +180,7 @@ export function registerAgent(program: Command): void {
     });
   agent
     .command('enroll <token>')
-    .description('trade a one-time enrollment token (henge device add --enroll) for this device\'s key, over DTLS; keeps the key (0600) and pins the hub in the state folder')
+    .description('trade a one-time enrollment token or URI (henge device add --enroll [--qr]) for this device\'s key, over DTLS; keeps the key (0600) and pins the hub in the state folder')
     .option('--hub <host[:port]>', 'hub address (port 5684 when left out); without it the hub is found over mDNS (_coaps._udp)')
     .option('--state <dir>', 'state folder to keep the key in (default ./.henge/agent-<device id from the hub>)')
     .action(async (token: string, o: { hub?: string; state?: string }, cmd: Command) => {

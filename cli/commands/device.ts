@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { DeviceRecord, FieldDef } from '../../hub/domain/index.ts';
 import { parseAssignments, parseLabels } from '../assignments.ts';
+import { renderUnicodeCompact } from 'uqr';
 import { CliError, ExitCode } from '../exit.ts';
 import { commandEnv } from '../context.ts';
 import { formatLabels, formatTime, formatValue, printJson, printTable } from '../output.ts';
@@ -13,14 +14,16 @@ interface Enrollment {
   readonly device: string;
   readonly enrollment: string;
   readonly token: string;
+  readonly uri: string;
   readonly expiresAt: number;
 }
 
-function enrollLines(e: Enrollment): string {
+function enrollLines(e: Enrollment, qr: boolean): string {
   return [
     `enrollment token for ${e.device} (one use, expires ${new Date(e.expiresAt).toISOString()}; shown once):`,
     `  ${e.token}`,
     `  on the device: henge agent enroll <token> [--hub <hub>]   (it fetches the device key over DTLS)`,
+    ...(qr ? [`  or scan (${e.uri.length} characters: henge:enroll?hub=…&t=…; henge agent enroll takes it too):`, renderUnicodeCompact(e.uri, { border: 2 })] : []),
     '',
   ].join('\n');
 }
@@ -46,7 +49,8 @@ export function registerDevice(program: Command): void {
     .option('-s, --schema <name>', 'bind the device to a published schema')
     .option('--set <key=value>', 'an initial device value; repeat for more', collect, [])
     .option('--enroll', 'also print a one-time enrollment token: `henge agent enroll <token>` on the device fetches its key')
-    .action(async (id: string, o: { name?: string; label: string[]; schema?: string; set: string[]; enroll?: boolean }, cmd: Command) => {
+    .option('--qr', 'with --enroll: also print the enrollment as a QR code in the terminal')
+    .action(async (id: string, o: { name?: string; label: string[]; schema?: string; set: string[]; enroll?: boolean; qr?: boolean }, cmd: Command) => {
       const env = await commandEnv(cmd);
       const fields = o.schema ? await schemaFields(env.client, o.schema) : new Map<string, FieldDef>();
       const labels = parseLabels(o.label) as Record<string, string>;
@@ -63,7 +67,7 @@ export function registerDevice(program: Command): void {
       else {
         process.stdout.write(`added device ${r.device.id} (log seq ${r.seq})\n`);
         if (r.key) process.stdout.write(keyLines(r.device.id, r.key, r.keyId));
-        if (enrollment) process.stdout.write(enrollLines(enrollment));
+        if (enrollment) process.stdout.write(enrollLines(enrollment, o.qr === true));
       }
     });
 
@@ -71,13 +75,14 @@ export function registerDevice(program: Command): void {
     .command('enroll <id>')
     .description('make a one-time enrollment token for a device (shown once); on the device: henge agent enroll <token>')
     .option('--hours <n>', 'hours until the token expires', '24')
-    .action(async (id: string, o: { hours: string }, cmd: Command) => {
+    .option('--qr', 'also print the enrollment as a QR code in the terminal')
+    .action(async (id: string, o: { hours: string; qr?: boolean }, cmd: Command) => {
       const env = await commandEnv(cmd);
       const hours = Number(o.hours);
       if (!Number.isInteger(hours) || hours < 1 || hours > 720) throw new CliError(`--hours must be 1..720, got ${o.hours}`, ExitCode.Usage);
       const r = await env.client.request<Enrollment>('POST', `/devices/${encodeURIComponent(id)}/enrollment`, { hours });
       if (env.json) printJson(r);
-      else process.stdout.write(enrollLines(r));
+      else process.stdout.write(enrollLines(r, o.qr === true));
     });
 
   device

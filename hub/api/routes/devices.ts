@@ -6,6 +6,7 @@ import { NotFoundError } from '../../errors.ts';
 import type { Keystore } from '../../security/keystore.ts';
 import type { Enrollments } from '../../security/enrollment.ts';
 import { DEFAULT_ENROLL_HOURS } from '../../security/enrollment.ts';
+import { enrollmentUri } from '../../../protocol/enroll.ts';
 import { commandContext } from '../auth.ts';
 import { IdParamT, LabelsT, PatchLabelsT, ValuesT } from '../types.ts';
 
@@ -113,7 +114,8 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: 
       if (!enrollments) throw new NotFoundError('this hub has no enrollment (it runs without a coaps endpoint)', { device: req.params.id });
       const t = await enrollments.create(req.params.id, req.body?.hours ?? DEFAULT_ENROLL_HOURS);
       await recordEnrollmentCreated(core, commandContext(req), req.params.id, t.id, t.expiresAt);
-      return reply.status(201).send({ device: req.params.id, enrollment: t.id, token: t.token, expiresAt: t.expiresAt });
+      const hubId = core.state.meta?.hubId ?? '';
+      return reply.status(201).send({ device: req.params.id, enrollment: t.id, token: t.token, uri: enrollmentUri(t.token, hubId), expiresAt: t.expiresAt });
     },
   );
 
