@@ -142,6 +142,9 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     }
     const ks = keystore;
     const en = enrollments;
+    const transport = dtls;
+    // A new key, or a removed device: the sessions that proved the old key end now.
+    if (ks) ks.onKeyChanged = (device) => transport.closeIdentity(device);
     coaps = new CoapEndpoint(dtls, core, runtime, {
       keepaliveS: runtime.keepaliveS,
       ...(log ? { log } : {}),
@@ -169,8 +172,12 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   }
   // Only once everything listens: a start that fails must not leave a token nobody was shown.
   let firstToken: string | null = null;
-  if (core.state.tokens.size === 0) {
-    firstToken = (await createToken(core, { actor: 'hub', reason: 'first start' }, 'admin', { days: FIRST_TOKEN_DAYS })).token;
+  // First start, or every admin token has expired or been revoked: a new one, shown once (whoever can start
+  // the hub on its data folder can read the store anyway); nobody is locked out for good.
+  const now = Date.now();
+  const validAdmin = [...core.state.tokens.values()].some((t) => t.role === 'admin' && t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now));
+  if (!validAdmin) {
+    firstToken = (await createToken(core, { actor: 'hub', reason: core.state.tokens.size === 0 ? 'first start' : 'no valid admin token left' }, 'admin', { days: FIRST_TOKEN_DAYS })).token;
   }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? DEFAULT_API_PORT);

@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 #include <stdlib.h>
 #include <sys/time.h>
+#include <time.h>
 #include <string.h>
 
 #define HENGE_MAX_DATAGRAM 16640 /* a DTLS record at most: 2^14 plaintext plus overhead */
@@ -32,6 +33,7 @@
 #define HENGE_SECRET_BYTES 32
 #define HENGE_COOKIE_BYTES 16
 #define HENGE_MAX_CIPHERS 256
+#define HENGE_COOKIE_ROTATE_S 300
 
 enum henge_state { HENGE_HANDSHAKING = 0, HENGE_OPEN = 1, HENGE_CLOSED = 2 };
 
@@ -56,7 +58,10 @@ typedef struct {
   SSL_CTX *ctx;
   napi_env env;
   napi_ref psk_lookup;
-  unsigned char secret[HENGE_SECRET_BYTES];
+  /* Cookie secrets: the current one makes cookies, the previous one still verifies; rotated every few minutes
+   * so that a cookie seen on the network is worth nothing for long. */
+  unsigned char secret[2][HENGE_SECRET_BYTES];
+  time_t rotated_at;
   SSL *listener;
   BIO_ADDR *listen_addr;
   long link_mtu;
@@ -226,13 +231,24 @@ static unsigned int henge_psk_server_cb(SSL *ssl, const char *identity, unsigned
   return (unsigned int)len;
 }
 
-static int henge_cookie_for(SSL *ssl, unsigned char *out, unsigned int *out_len) {
+/* The cookie for the peer of `ssl` under secret `which` (0 current, 1 previous); rotates the secrets when due. */
+static int henge_cookie_for(SSL *ssl, int which, unsigned char *out, unsigned int *out_len) {
   henge_server *s = henge_server_of(ssl);
   henge_bio_state *st = henge_state_of(ssl);
   if (s == NULL || st == NULL || st->peer_len == 0) return 0;
+  time_t now = time(NULL);
+  if (now - s->rotated_at >= HENGE_COOKIE_ROTATE_S) {
+    unsigned char next[HENGE_SECRET_BYTES];
+    if (RAND_bytes(next, HENGE_SECRET_BYTES) == 1) {
+      memcpy(s->secret[1], s->secret[0], HENGE_SECRET_BYTES);
+      memcpy(s->secret[0], next, HENGE_SECRET_BYTES);
+      OPENSSL_cleanse(next, sizeof next);
+      s->rotated_at = now;
+    }
+  }
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
-  if (HMAC(EVP_sha256(), s->secret, HENGE_SECRET_BYTES, (const unsigned char *)st->peer, st->peer_len, mac, &mac_len) == NULL) return 0;
+  if (HMAC(EVP_sha256(), s->secret[which], HENGE_SECRET_BYTES, (const unsigned char *)st->peer, st->peer_len, mac, &mac_len) == NULL) return 0;
   if (mac_len < HENGE_COOKIE_BYTES) return 0;
   memcpy(out, mac, HENGE_COOKIE_BYTES);
   *out_len = HENGE_COOKIE_BYTES;
@@ -240,14 +256,16 @@ static int henge_cookie_for(SSL *ssl, unsigned char *out, unsigned int *out_len)
 }
 
 static int henge_cookie_generate_cb(SSL *ssl, unsigned char *cookie, unsigned int *cookie_len) {
-  return henge_cookie_for(ssl, cookie, cookie_len);
+  return henge_cookie_for(ssl, 0, cookie, cookie_len);
 }
 
 static int henge_cookie_verify_cb(SSL *ssl, const unsigned char *cookie, unsigned int cookie_len) {
-  unsigned char expected[HENGE_COOKIE_BYTES];
-  unsigned int expected_len = 0;
-  if (!henge_cookie_for(ssl, expected, &expected_len)) return 0;
-  return cookie_len == expected_len && CRYPTO_memcmp(cookie, expected, expected_len) == 0;
+  for (int which = 0; which < 2; which++) {
+    unsigned char expected[HENGE_COOKIE_BYTES];
+    unsigned int expected_len = 0;
+    if (henge_cookie_for(ssl, which, expected, &expected_len) && cookie_len == expected_len && CRYPTO_memcmp(cookie, expected, expected_len) == 0) return 1;
+  }
+  return 0;
 }
 
 static unsigned int henge_psk_client_cb(SSL *ssl, const char *hint, char *identity, unsigned int max_identity_len, unsigned char *psk,
@@ -495,11 +513,12 @@ static napi_value henge_create_server(napi_env env, napi_callback_info info) {
     SSL_CTX_set_cookie_generate_cb(s->ctx, henge_cookie_generate_cb);
     SSL_CTX_set_cookie_verify_cb(s->ctx, henge_cookie_verify_cb);
     if (!SSL_CTX_set_ex_data(s->ctx, 0, s)) failure = "cannot attach the server to its context";
-    else if (RAND_bytes(s->secret, HENGE_SECRET_BYTES) != 1) failure = "no randomness for the cookie secret";
+    else if (RAND_bytes(s->secret[0], HENGE_SECRET_BYTES) != 1 || RAND_bytes(s->secret[1], HENGE_SECRET_BYTES) != 1) failure = "no randomness for the cookie secret";
     else if ((s->listen_addr = BIO_ADDR_new()) == NULL) failure = "out of memory";
     else if ((s->listener = henge_new_ssl(s)) == NULL) failure = "cannot create the listening SSL object";
   }
   if (failure == NULL && napi_create_reference(env, lookup, 1, &s->psk_lookup) != napi_ok) failure = "cannot keep pskLookup";
+  s->rotated_at = time(NULL);
   if (failure != NULL) {
     const char *detail = henge_ssl_error(err, sizeof err);
     henge_server_finalize(env, s, NULL);
@@ -547,8 +566,8 @@ static napi_value henge_listen(napi_env env, napi_callback_info info) {
     HENGE_CHECK(env, napi_set_named_property(env, obj, "session", session));
     return obj;
   }
-  /* A ClientHello with our cookie: this SSL object becomes the peer's session; the ClientHello is still in
-   * its BIO (DTLSv1_listen only peeked at it) and the handshake goes on from it. */
+  /* A ClientHello with our cookie: this SSL object becomes the peer's session, and the handshake goes on
+   * from the ClientHello DTLSv1_listen kept. */
   henge_session *se = calloc(1, sizeof *se);
   SSL *next = henge_new_ssl(s);
   if (se == NULL || next == NULL) {
@@ -615,7 +634,7 @@ static napi_value henge_feed(napi_env env, napi_callback_info info) {
     /* The hot path (a datagram holding one record): its plaintext as a Buffer, no result object. */
     int n = SSL_read(se->ssl, plain, (int)sizeof plain);
     henge_bio_state *fst = henge_state_of(se->ssl);
-    if (n > 0 && fst != NULL && fst->rx == NULL && fst->out_count == 0) {
+    if (n > 0 && fst != NULL && fst->rx == NULL && fst->out_count == 0 && !SSL_has_pending(se->ssl)) {
       napi_value buf;
       HENGE_CHECK(env, napi_create_buffer_copy(env, (size_t)n, plain, NULL, &buf));
       return buf;

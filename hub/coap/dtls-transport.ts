@@ -55,8 +55,12 @@ export interface DtlsCounters {
   /** ClientHellos with a valid cookie not taken because maxHandshakes were in progress. */
   handshakesRefusedBusy: number;
   sessionsExpired: number;
-  /** Sends for a peer without an open session (dropped). */
+  /** Sends for a peer without an open session of that identity (dropped). */
   sendsWithoutSession: number;
+  /** Records OpenSSL refused to write (dropped; CoAP retransmits or gives up). */
+  writeErrors: number;
+  /** Sessions closed because their device's key changed or the device was removed. */
+  sessionsRevoked: number;
 }
 
 interface Session {
@@ -69,8 +73,12 @@ interface Session {
   timer: WheelTimer<Session> | null;
 }
 
-/** A handshake record (content type 22) of epoch 0: the start (or a retry) of a handshake, routed to the listener. */
-const isNewHandshake = (b: Buffer): boolean => b.length > 13 && b[0] === 22 && b[3] === 0 && b[4] === 0;
+/**
+ * A ClientHello (handshake record, content type 22, epoch 0, handshake type 1): the start of a new
+ * handshake, routed to the listener. Other epoch-0 handshake records (a retransmitted ClientKeyExchange
+ * whose answer was lost) stay with their session.
+ */
+const isNewHandshake = (b: Buffer): boolean => b.length > 25 && b[0] === 22 && b[3] === 0 && b[4] === 0 && b[13] === 1;
 
 export class DtlsTransport implements DatagramTransport {
   readonly counters: DtlsCounters = {
@@ -81,6 +89,8 @@ export class DtlsTransport implements DatagramTransport {
     handshakesRefusedBusy: 0,
     sessionsExpired: 0,
     sendsWithoutSession: 0,
+    writeErrors: 0,
+    sessionsRevoked: 0,
   };
   private handler: (bytes: Buffer, from: Peer) => void = () => undefined;
   private readonly sessions = new Map<string, Session>();
@@ -136,14 +146,21 @@ export class DtlsTransport implements DatagramTransport {
 
   send(bytes: Uint8Array, to: Peer): void {
     const s = this.sessions.get(peerKey(to));
-    if (!s || s.state !== SessionState.Open) {
+    // Only the session of the identity the engine means: another device may have taken this address.
+    if (!s || s.state !== SessionState.Open || s.peer.identity !== to.identity) {
       this.counters.sendsWithoutSession++;
       return;
     }
     const plain = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const r = this.addon.write(s.handle, plain);
     if (Buffer.isBuffer(r)) this.udp.send(r, s.peer);
-    else this.step(s, r);
+    else {
+      if (r.error !== null) {
+        this.counters.writeErrors++;
+        this.opts.log?.warn({ peer: s.key, error: r.error, bytes: plain.length }, 'DTLS write refused');
+      }
+      this.step(s, r);
+    }
   }
 
   async close(): Promise<void> {
@@ -193,6 +210,11 @@ export class DtlsTransport implements DatagramTransport {
   private step(s: Session, r: SessionResult): void {
     for (const d of r.out) this.udp.send(d, s.peer);
     if (s.state === SessionState.Handshaking && r.state === SessionState.Open) {
+      if (r.identity === null) {
+        // PSK always names an identity; a session without one gets nothing.
+        this.end(s, 'no identity', true);
+        return;
+      }
       this.handshaking--;
       this.counters.handshakesCompleted++;
       s.state = SessionState.Open;
@@ -229,6 +251,18 @@ export class DtlsTransport implements DatagramTransport {
     const out = this.addon.close(s.handle);
     if (notify) for (const d of out) this.udp.send(d, s.peer);
     s.state = SessionState.Closed;
+  }
+
+  /** Closes every session of `identity` at once (its key changed, or its device was removed). */
+  closeIdentity(identity: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()]) {
+      if (s.peer.identity !== identity) continue;
+      this.end(s, 'key revoked', true);
+      n++;
+    }
+    this.counters.sessionsRevoked += n;
+    return n;
   }
 
   /** Ends sessions idle for idleMs, and handshakes still unfinished after handshakeMs. */

@@ -214,7 +214,9 @@ export class CoapEndpoint {
     }
     if (msg.ack || msg.reset) return; // a response to something we never asked
     if (!msg.code.startsWith('0.')) return;
-    const dedupKey = msg.confirmable ? `${peerKey(from)}#${msg.messageId}` : null;
+    // The identity is part of the exchange: a session that replaced another at the same address must never
+    // be answered from the other one's cache.
+    const dedupKey = msg.confirmable ? `${peerKey(from)}#${from.identity ?? ''}#${msg.messageId}` : null;
     if (dedupKey) {
       const prior = this.answered.get(dedupKey);
       if (prior && Date.now() - prior.at < DEDUP_MS) {

@@ -241,7 +241,7 @@ export class ObserveRegistry {
   private takeByMid(peer: Peer, mid: number): Relation | undefined {
     const r = this.byMid.get(mid);
     // Only the device's own endpoint can acknowledge (or reset) its notification.
-    if (!r || r.peer.port !== peer.port || r.peer.address !== peer.address) return undefined;
+    if (!r || r.peer.port !== peer.port || r.peer.address !== peer.address || r.peer.identity !== peer.identity) return undefined;
     this.byMid.delete(mid);
     return this.relations.get(r.device) === r ? r : undefined;
   }

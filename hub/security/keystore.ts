@@ -65,6 +65,8 @@ async function masterKey(file: string): Promise<Buffer> {
 
 export class Keystore {
   private readonly keys = new Map<string, { readonly psk: Buffer; readonly keyId: string }>();
+  /** Called once a device's key was replaced or removed: its open sessions must end (they proved the old key). */
+  onKeyChanged: (device: string) => void = () => undefined;
 
   private constructor(
     readonly db: Level<string, string>,
@@ -116,6 +118,7 @@ export class Keystore {
     const stored: StoredKey = { keyId, ...this.seal(device, key), issuedAt: Date.now() };
     await this.db.batch([{ type: 'put', key: PREFIX + device, value: JSON.stringify(stored) }], { sync: true });
     this.keys.set(device, { psk: Buffer.from(key, 'ascii'), keyId });
+    this.onKeyChanged(device);
     return { key, keyId };
   }
 
@@ -123,6 +126,7 @@ export class Keystore {
   async remove(device: string): Promise<void> {
     await this.db.batch([{ type: 'del', key: PREFIX + device }], { sync: true });
     this.keys.delete(device);
+    this.onKeyChanged(device);
   }
 
   /** Encrypts ASCII `text` under the master key, bound to `owner`. */
