@@ -1,6 +1,6 @@
 /** `henge agent`: the Node device agent (observe this device's config, write it atomically, run a hook, ack). */
 import type { Command } from 'commander';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_COAP_PORT, DEFAULT_COAPS_PORT } from '../../hub/defaults.ts';
 import { CliError, ExitCode } from '../exit.ts';
@@ -112,10 +112,18 @@ async function run(flags: AgentFlags): Promise<void> {
   await agent.done;
 }
 
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** `henge agent enroll <token>`: trades a one-time token for the device key over DTLS, and keeps it. */
 async function enroll(tokenText: string, flags: { hub?: string; state?: string }): Promise<void> {
   const { parseEnrollment, ENROLL_IDENTITY_PREFIX, ENROLL_PATH, decodeEnrolled } = await import('../../protocol/enroll.ts');
-  const parsed = parseEnrollment(tokenText);
+  // `-`: the token comes on standard input, so that it never shows in `ps`.
+  const text = tokenText === '-' ? (await readStdin()).trim() : tokenText;
+  const parsed = parseEnrollment(text);
   if (!parsed) throw new CliError('that is neither an enrollment token (hge_<id>_<secret>) nor an enrollment URI (henge:enroll?hub=…&t=…)', ExitCode.Usage);
   const { CoapClient, HubAddressError, StateStore, discoveryLocator, staticLocator } = await import('../../agent/index.ts');
   let locate;
@@ -141,8 +149,11 @@ async function enroll(tokenText: string, flags: { hub?: string; state?: string }
     const dir = resolve(flags.state ?? `.henge/agent-${enrolled.device}`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const keyFile = join(dir, KEY_FILE);
-    await writeFile(keyFile, `${enrolled.key}\n`, { mode: 0o600 });
-    await chmod(keyFile, 0o600);
+    // A fresh 0600 file renamed into place: the key is never in a file others could read.
+    const tmp = `${keyFile}.${process.pid}.tmp`;
+    await writeFile(tmp, `${enrolled.key}\n`, { mode: 0o600, flag: 'wx' });
+    await chmod(tmp, 0o600);
+    await rename(tmp, keyFile);
     // Pin the hub that enrolled this device: the agent then refuses any other.
     const store = new StateStore(dir, enrolled.device);
     await store.open();
@@ -180,7 +191,7 @@ export function registerAgent(program: Command): void {
     });
   agent
     .command('enroll <token>')
-    .description('trade a one-time enrollment token or URI (henge device add --enroll [--qr]) for this device\'s key, over DTLS; keeps the key (0600) and pins the hub in the state folder')
+    .description('trade a one-time enrollment token or URI (henge device add --enroll [--qr]; - reads it from stdin) for this device\'s key, over DTLS; keeps the key (0600) and pins the hub in the state folder')
     .option('--hub <host[:port]>', 'hub address (port 5684 when left out); without it the hub is found over mDNS (_coaps._udp)')
     .option('--state <dir>', 'state folder to keep the key in (default ./.henge/agent-<device id from the hub>)')
     .action(async (token: string, o: { hub?: string; state?: string }, cmd: Command) => {

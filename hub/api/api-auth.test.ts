@@ -178,3 +178,14 @@ test('roles - an expired token is refused with 401, and says when it expired', a
   assert.match(e.message, /expired on \d{4}-/);
   assert.equal(e.details['token'], t.id);
 });
+
+test('roles - operators and viewers do not see token or auth events; nobody sees a token hash', async () => {
+  const viewer = (await call<Created>('POST', '/tokens', { name: 'v-events', role: 'viewer', days: 1 })).body.token;
+  const asViewer = await call<{ events: Array<{ type: string }> }>('GET', '/events?limit=1000', undefined, { token: viewer });
+  assert.equal(asViewer.status, 200);
+  assert.ok(asViewer.body.events.length > 0);
+  assert.ok(!asViewer.body.events.some((e) => e.type.startsWith('token.') || e.type === 'auth.failed'), 'no admin history for a viewer');
+  const asAdmin = await call<{ events: Array<{ type: string; data: { hash?: string } }> }>('GET', '/events?type=token.created&limit=1000');
+  assert.ok(asAdmin.body.events.length > 0, 'an admin sees token events');
+  assert.ok(asAdmin.body.events.every((e) => e.data.hash === ''), 'but never a hash');
+});

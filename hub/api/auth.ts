@@ -1,6 +1,7 @@
 /** Bearer-token auth for every route but the health checks and the API description. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ForbiddenError, UnauthorizedError, ValidationError } from '../errors.ts';
+import { ForbiddenError, RateLimitedError, UnauthorizedError, ValidationError } from '../errors.ts';
+import type { FailureBudget } from './failure-budget.ts';
 import { verifyToken } from '../domain/index.ts';
 import { recordAuthFailure } from '../domain/index.ts';
 import type { CommandContext, HubCore } from '../domain/index.ts';
@@ -31,8 +32,6 @@ const VERIFIED_CACHE_MAX = 1024;
 export interface TokenVerifier {
   /** The token record for a presented token, when valid and not revoked (expiry is checked by the caller). */
   authenticate(presented: string): TokenRecord | undefined;
-  /** The request carries a valid, unexpired token (what the rate limiter lets through uncounted). */
-  carriesValidToken(authorization: string | undefined): boolean;
 }
 
 const bearerOf = (header: string | undefined): string | undefined => (header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined);
@@ -55,44 +54,46 @@ export function createVerifier(core: HubCore): TokenVerifier {
     }
     return record;
   };
-  return {
-    authenticate,
-    carriesValidToken(header) {
-      const presented = bearerOf(header);
-      const record = presented ? authenticate(presented) : undefined;
-      return record !== undefined && (record.expiresAt === null || record.expiresAt > Date.now());
-    },
-  };
+  return { authenticate };
 }
 
-/** Records an auth failure as an event (never the presented token); the rate limiter bounds how many. */
+/** Records an auth failure as an event (never the presented token); the failure budget bounds how many. */
 function audit(core: HubCore, req: FastifyRequest, reason: string): void {
   recordAuthFailure(core, { ip: req.ip, reason, method: req.method, path: (req.url.split('?')[0] ?? '').slice(0, 200) }).catch((err: unknown) => {
     req.log.error({ err }, 'recording an auth failure failed');
   });
 }
 
-export function installAuth(app: FastifyInstance, core: HubCore, verifier: TokenVerifier): void {
+export function installAuth(app: FastifyInstance, core: HubCore, verifier: TokenVerifier, budget: FailureBudget): void {
   const { authenticate } = verifier;
+  /** A failure: counted against the address and audited; returns `err` for the caller to throw. */
+  const refuse = (req: FastifyRequest, reason: string, err: Error): Error => {
+    budget.fail(req.ip);
+    audit(core, req, reason);
+    return err;
+  };
   app.decorateRequest('actor', '');
   app.decorateRequest('role', TokenRole.Viewer);
   // preParsing, not onRequest: the rate limiter's per-route onRequest hook must count the request first
   // (global hooks run before route hooks of the same stage); still before any body is parsed.
   app.addHook('preParsing', async (req, _reply, payload) => {
     if (isPublic(req.url)) return payload;
+    const waitMs = budget.waitMs(req.ip);
+    if (waitMs > 0) {
+      const s = Math.ceil(waitMs / 1000);
+      throw new RateLimitedError(`too many failed authentications from this address; try again in ${s} s`, { retryAfterS: s });
+    }
     const header = req.headers.authorization;
     const presented = bearerOf(header);
     const record = presented ? authenticate(presented) : undefined;
     if (!record) {
       const reason = header ? 'invalid or revoked token' : 'no token';
       req.log.warn({ reason, ip: req.ip }, 'authentication failed');
-      audit(core, req, reason);
-      throw new UnauthorizedError(header ? 'the token is invalid or revoked' : 'send a token: Authorization: Bearer <token>');
+      throw refuse(req, reason, new UnauthorizedError(header ? 'the token is invalid or revoked' : 'send a token: Authorization: Bearer <token>'));
     }
     if (record.expiresAt !== null && record.expiresAt <= Date.now()) {
       req.log.warn({ reason: 'expired token', token: record.id, ip: req.ip }, 'authentication failed');
-      audit(core, req, `expired token ${record.id}`);
-      throw new UnauthorizedError(`token ${record.id} (${record.name}) expired on ${new Date(record.expiresAt).toISOString()}: ask an admin for a new one`, { token: record.id });
+      throw refuse(req, `expired token ${record.id}`, new UnauthorizedError(`token ${record.id} (${record.name}) expired on ${new Date(record.expiresAt).toISOString()}: ask an admin for a new one`, { token: record.id }));
     }
     req.actor = record.name;
     req.role = record.role;
@@ -103,8 +104,7 @@ export function installAuth(app: FastifyInstance, core: HubCore, verifier: Token
     const needed = roleFor(req.method, req.routeOptions.url ?? req.url);
     if (!allows(req.role, needed)) {
       req.log.warn({ token: req.actor, role: req.role, needed, method: req.method, route: req.routeOptions.url }, 'forbidden');
-      audit(core, req, `a ${req.role} token (${req.actor}) needs ${needed}`);
-      throw new ForbiddenError(`a ${req.role} token may not ${req.method} ${req.routeOptions.url ?? req.url}: it needs ${needed}`, { role: req.role, needed });
+      throw refuse(req, `a ${req.role} token (${req.actor}) needs ${needed}`, new ForbiddenError(`a ${req.role} token may not ${req.method} ${req.routeOptions.url ?? req.url}: it needs ${needed}`, { role: req.role, needed }));
     }
   });
 }

@@ -8,9 +8,8 @@ import { Ajv } from 'ajv';
 import type { AnySchema } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { DeviceRuntime, HubCore } from '../domain/index.ts';
-import rateLimit from '@fastify/rate-limit';
-import { RateLimitedError } from '../errors.ts';
-import { createVerifier, installAuth, isPublic } from './auth.ts';
+import { createVerifier, installAuth } from './auth.ts';
+import { FailureBudget } from './failure-budget.ts';
 import { installErrorHandling } from './errors.ts';
 import type { HubMetrics } from './metrics.ts';
 import { deviceRoutes } from './routes/devices.ts';
@@ -46,7 +45,7 @@ export interface ApiOptions {
   readonly logger?: FastifyBaseLogger;
   /** Liveness and telemetry from the CoAP endpoint, for device state. */
   readonly runtime?: DeviceRuntime;
-  /** Requests without a valid token allowed per address and minute (default 30). */
+  /** Failed authentications allowed per address and minute (default 30). */
   readonly authFailuresPerMinute?: number;
   /** Devices are also served plain CoAP (`--insecure`): /healthz says so. */
   readonly insecure?: boolean;
@@ -56,7 +55,7 @@ export interface ApiOptions {
   readonly enrollments?: Enrollments;
 }
 
-/** Requests without a valid token one address may make per minute. */
+/** Failed authentications (or authorizations) one address may make per minute. */
 export const AUTH_FAILURES_PER_MINUTE = 30;
 
 export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOptions = {}): Promise<FastifyInstance> {
@@ -81,18 +80,8 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
   });
   app.addSchema(ErrorT);
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  const verifier = createVerifier(core);
-  // Guessing tokens costs time: requests without a valid token are limited per address (authenticated
-  // traffic, health checks and the API description never count).
-  await app.register(rateLimit, {
-    global: true,
-    max: opts.authFailuresPerMinute ?? AUTH_FAILURES_PER_MINUTE,
-    timeWindow: 60_000,
-    allowList: (req) => isPublic(req.url) || verifier.carriesValidToken(req.headers.authorization),
-    errorResponseBuilder: (_req, ctx) =>
-      new RateLimitedError(`too many requests without a valid token from this address; try again in ${Math.ceil(ctx.ttl / 1000)} s`, { retryAfterS: Math.ceil(ctx.ttl / 1000) }),
-  });
-  installAuth(app, core, verifier);
+  // Guessing tokens costs time: failed authentications are limited per address (see failure-budget.ts).
+  installAuth(app, core, createVerifier(core), new FailureBudget(opts.authFailuresPerMinute ?? AUTH_FAILURES_PER_MINUTE));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(healthRoutes, { core, metrics, insecure: opts.insecure ?? false });

@@ -1,5 +1,6 @@
 /** Read side: answers from the in-memory views, except history, which reads the log. */
 import type { TokenRole } from './tokens.ts';
+import { EventType } from './events.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { effectiveWithProvenance } from './config.ts';
 import type { DeviceRecord, GroupRecord, Provenance } from './config.ts';
@@ -127,6 +128,8 @@ export function getGroup(core: HubCore, name: string): GroupRecord & { members: 
 }
 
 export interface EventFilter {
+  /** Leave out the admin's history: token changes and failed authentications (for operator and viewer tokens). */
+  readonly hideAdmin?: boolean;
   readonly device?: string;
   readonly key?: string;
   readonly type?: string;
@@ -178,7 +181,10 @@ export async function events(core: HubCore, f: EventFilter): Promise<EventPage> 
     scanned++;
     lastSeq = seq;
     const e = JSON.parse(json) as HengeEvent;
-    if (eventMatches(e, f)) out.push(e);
+    if (f.hideAdmin && (e.type === EventType.TokenCreated || e.type === EventType.TokenRevoked || e.type === EventType.AuthFailed)) continue;
+    // A token's hash stays in the log (the views are rebuilt from it) but never leaves the hub.
+    if (!eventMatches(e, f)) continue;
+    out.push(e.type === EventType.TokenCreated ? { ...e, data: { ...e.data, hash: '' } } : e);
     if (out.length >= limit || scanned >= SCAN_BUDGET) break;
   }
   const exhausted = lastSeq === null || (desc ? lastSeq <= 1 : lastSeq >= last);

@@ -66,13 +66,20 @@ export class Enrollments {
   async consume(id: string): Promise<string | undefined> {
     const e = this.open.get(id);
     if (!e) return undefined;
+    // Gone from memory at once (a second try meanwhile finds nothing), durably before it counts as used.
     this.open.delete(id);
-    await this.keystore.db.batch([{ type: 'del', key: PREFIX + id }], { sync: true });
+    try {
+      await this.keystore.db.batch([{ type: 'del', key: PREFIX + id }], { sync: true });
+    } catch (err) {
+      this.open.set(id, e); // not used up after all: it would come back at the next start anyway
+      throw err;
+    }
     return e.expiresAt > Date.now() ? e.device : undefined;
   }
 
-  /** Forgets every token of a removed device. */
+  /** Forgets every token of a removed device (and, by the way, the expired ones). */
   async removeDevice(device: string): Promise<void> {
-    for (const [id, e] of [...this.open]) if (e.device === device) await this.consume(id);
+    const now = Date.now();
+    for (const [id, e] of [...this.open]) if (e.device === device || e.expiresAt <= now) await this.consume(id);
   }
 }

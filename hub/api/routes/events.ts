@@ -43,6 +43,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{ core: HubCore }> = async (
       const since = parseTime('since', q.since);
       const until = parseTime('until', q.until);
       return events(core, {
+        hideAdmin: req.role !== 'admin',
         ...(q.device !== undefined ? { device: q.device } : {}),
         ...(q.key !== undefined ? { key: q.key } : {}),
         ...(q.type !== undefined ? { type: q.type } : {}),
