@@ -90,13 +90,15 @@ export interface AtomicWriteOptions {
   readonly verify?: (read: Buffer) => void;
   /** Mode of a new file (an existing file keeps its own). */
   readonly mode?: number;
+  /** This mode, whatever an existing file had (secrets: 0o600). */
+  readonly exactMode?: number;
 }
 
 /** Writes `bytes` to `path` atomically and durably (temp file, fsync, verify, rename, fsync folder). */
 export async function writeFileAtomic(path: string, bytes: Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const mode = (await modeOf(path)) ?? opts.mode ?? 0o644;
+  const mode = opts.exactMode ?? (await modeOf(path)) ?? opts.mode ?? 0o644;
   let renamed = false;
   try {
     const fh = await open(tmp, 'wx', mode);

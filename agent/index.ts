@@ -14,7 +14,7 @@ export type { OutputFormat } from './formats.ts';
 export { COAP_DEFAULT_PORT, parseHubAddress, staticLocator } from './hub-locator.ts';
 export type { HostPort, HubEndpoint, HubLocator } from './hub-locator.ts';
 export { discoveryLocator } from './hub-locator.ts';
-export { StateStore } from './state.ts';
+export { StateStore, readStoredKey, storeKey } from './state.ts';
 export type { AgentState, AppliedRecord } from './state.ts';
 export { decide } from './version-rule.ts';
 export type { ApplyDecision, VersionMark } from './version-rule.ts';

@@ -12,6 +12,24 @@ import { StateError, StateLockedError } from './errors.ts';
 
 export const STATE_FILE = 'state.json';
 export const LOCK_FILE = 'agent.lock';
+/** Where `henge agent enroll` keeps the device key (0600). */
+export const KEY_FILE = 'key';
+
+/** The device key kept in a state folder, or undefined when there is none. */
+export async function readStoredKey(dir: string): Promise<string | undefined> {
+  try {
+    return (await readFile(join(dir, KEY_FILE), 'utf8')).split('\n')[0];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new StateError(`cannot read the device key ${join(dir, KEY_FILE)}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Keeps the device key in the state folder: 0700 folder, 0600 file written atomically. */
+export async function storeKey(dir: string, key: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(join(dir, KEY_FILE), Buffer.from(`${key}\n`), { exactMode: 0o600 });
+}
 const STATE_FORMAT = 1;
 
 export interface AppliedRecord {

@@ -184,16 +184,23 @@ export function watchHubs(options: WatchHubsOptions): HubWatch {
   };
 }
 
-/** Resolves with the first matching hub; rejects with HubNotFoundError after `timeoutMs`. */
-export function findHub(options: FindHubOptions): Promise<DiscoveredHub> {
-  const { timeoutMs, signal } = options;
-  return new Promise<DiscoveredHub>((resolve, reject) => {
+/**
+ * Watches until `onUp` (a hub appeared) or `onTimeout` (after `ms`) settles the promise, or the signal
+ * aborts it; settles once, after the socket is closed, so a caller that exits right away leaves nothing behind.
+ */
+function watchUntil<T>(
+  options: BrowseOptions,
+  ms: number,
+  onUp: (hub: DiscoveredHub) => T | undefined,
+  onTimeout: (watch: HubWatch) => { value: T } | { error: Error },
+): Promise<T> {
+  const { signal } = options;
+  return new Promise<T>((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
       return;
     }
     let settled = false;
-    // Settle once, after the socket is closed, so a caller that exits right away leaves nothing behind.
     const settle = (outcome: () => void): void => {
       if (settled) return;
       settled = true;
@@ -203,46 +210,34 @@ export function findHub(options: FindHubOptions): Promise<DiscoveredHub> {
     };
     const watch = watchHubs({
       ...options,
-      onUp: (hub) => settle(() => resolve(hub)),
+      onUp: (hub) => {
+        const value = onUp(hub);
+        if (value !== undefined) settle(() => resolve(value));
+      },
       onError: (err) => settle(() => reject(err)),
     });
     const deadline = setTimeout(() => {
-      const who = options.pinnedHubId === undefined ? 'no hub answered' : `hub ${options.pinnedHubId} did not answer`;
-      settle(() => reject(new HubNotFoundError(`${who} on ${subtypeDomain(options.secure)} within ${timeoutMs} ms`)));
-    }, timeoutMs);
+      const r = onTimeout(watch);
+      settle(() => ('error' in r ? reject(r.error) : resolve(r.value)));
+    }, ms);
     const onAbort = (): void => settle(() => reject(signal?.reason));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
+/** Resolves with the first matching hub; rejects with HubNotFoundError after `timeoutMs`. */
+export function findHub(options: FindHubOptions): Promise<DiscoveredHub> {
+  return watchUntil<DiscoveredHub>(options, options.timeoutMs, (hub) => hub, () => {
+    const who = options.pinnedHubId === undefined ? 'no hub answered' : `hub ${options.pinnedHubId} did not answer`;
+    return { error: new HubNotFoundError(`${who} on ${subtypeDomain(options.secure)} within ${options.timeoutMs} ms`) };
+  });
+}
+
 /** Every matching hub seen within `windowMs`, sorted by hub id (for `henge discover`). */
 export function browseHubs(options: BrowseHubsOptions): Promise<DiscoveredHub[]> {
-  const { windowMs, signal } = options;
-  return new Promise<DiscoveredHub[]>((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    let settled = false;
-    const settle = (outcome: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(window);
-      signal?.removeEventListener('abort', onAbort);
-      void watch.stop().then(outcome);
-    };
-    const watch = watchHubs({
-      ...options,
-      onUp: () => undefined,
-      onError: (err) => settle(() => reject(err)),
-    });
-    const window = setTimeout(() => {
-      const hubs = [...watch.hubs].sort((a, b) => (a.hubId < b.hubId ? -1 : a.hubId > b.hubId ? 1 : 0));
-      settle(() => resolve(hubs));
-    }, windowMs);
-    const onAbort = (): void => settle(() => reject(signal?.reason));
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  return watchUntil<DiscoveredHub[]>(options, options.windowMs, () => undefined, (watch) => ({
+    value: [...watch.hubs].sort((a, b) => (a.hubId < b.hubId ? -1 : a.hubId > b.hubId ? 1 : 0)),
+  }));
 }
 
 /**

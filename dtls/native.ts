@@ -78,7 +78,7 @@ export class DtlsUnavailableError extends Error {
   readonly code = 'HENGE_E_DTLS_UNAVAILABLE';
 }
 
-export const ADDON_PATH = fileURLToPath(new URL('./build/Release/henge_dtls.node', import.meta.url));
+const ADDON_PATH = fileURLToPath(new URL('./build/Release/henge_dtls.node', import.meta.url));
 
 let addon: DtlsAddon | undefined;
 

@@ -93,6 +93,8 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   });
   metrics.bind(core);
   const runtime = new DeviceRuntime(opts.coap?.keepaliveS ?? opts.coaps?.keepaliveS ?? DEFAULT_KEEPALIVE_S);
+  // Before the endpoints subscribe: a notification's device already has its commit time when it acks.
+  const unfollow = runtime.follow(core);
   let coap: CoapEndpoint | null = null;
   if (opts.coap) {
     const transport = await UdpTransport.open({
@@ -220,6 +222,7 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
       for (const a of advertisements) await a.stop();
       await app.close();
       await closeDevices();
+      unfollow();
       await core.close();
     },
   };

@@ -1,7 +1,7 @@
 /** `henge agent`: the Node device agent (observe this device's config, write it atomically, run a hook, ack). */
 import type { Command } from 'commander';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { DEFAULT_COAP_PORT, DEFAULT_COAPS_PORT } from '../../hub/defaults.ts';
 import { CliError, ExitCode } from '../exit.ts';
 import { stopOnSignals } from '../shutdown.ts';
@@ -28,9 +28,6 @@ function seconds(text: string, flag: string, min: number, max: number): number {
   return n;
 }
 
-/** Where `henge agent enroll` leaves the device key, in the agent's state folder. */
-const KEY_FILE = 'key';
-
 /**
  * The device key (coaps): from --key-file, else $HENGE_DEVICE_KEY, else the key `henge agent enroll` left
  * in the state folder; never from the command line, where `ps` shows it.
@@ -38,13 +35,10 @@ const KEY_FILE = 'key';
 async function readDeviceKey(file: string | undefined, stateDir: string): Promise<string | undefined> {
   let text = process.env['HENGE_DEVICE_KEY'];
   if (file === undefined && text === undefined) {
-    text = await readFile(join(stateDir, KEY_FILE), 'utf8').then(
-      (t) => t.split('\n')[0],
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return undefined;
-        throw new CliError(`${join(stateDir, KEY_FILE)}: ${err.message}`, ExitCode.Failure);
-      },
-    );
+    const { readStoredKey } = await import('../../agent/index.ts');
+    text = await readStoredKey(stateDir).catch((err: unknown) => {
+      throw new CliError((err as Error).message, ExitCode.Failure);
+    });
   }
   if (file !== undefined) {
     try {
@@ -125,7 +119,7 @@ async function enroll(tokenText: string, flags: { hub?: string; state?: string }
   const text = tokenText === '-' ? (await readStdin()).trim() : tokenText;
   const parsed = parseEnrollment(text);
   if (!parsed) throw new CliError('that is neither an enrollment token (hge_<id>_<secret>) nor an enrollment URI (henge:enroll?hub=…&t=…)', ExitCode.Usage);
-  const { CoapClient, HubAddressError, StateStore, discoveryLocator, staticLocator } = await import('../../agent/index.ts');
+  const { CoapClient, HubAddressError, StateStore, discoveryLocator, staticLocator, storeKey } = await import('../../agent/index.ts');
   let locate;
   try {
     locate = flags.hub !== undefined ? staticLocator(flags.hub, DEFAULT_COAPS_PORT) : discoveryLocator(true);
@@ -147,13 +141,7 @@ async function enroll(tokenText: string, flags: { hub?: string; state?: string }
       throw new CliError(`hub ${enrolled.hubId} answered, but the enrollment was made by hub ${parsed.hubId}: nothing kept`, ExitCode.Failure);
     }
     const dir = resolve(flags.state ?? `.henge/agent-${enrolled.device}`);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const keyFile = join(dir, KEY_FILE);
-    // A fresh 0600 file renamed into place: the key is never in a file others could read.
-    const tmp = `${keyFile}.${process.pid}.tmp`;
-    await writeFile(tmp, `${enrolled.key}\n`, { mode: 0o600, flag: 'wx' });
-    await chmod(tmp, 0o600);
-    await rename(tmp, keyFile);
+    await storeKey(dir, enrolled.key);
     // Pin the hub that enrolled this device: the agent then refuses any other.
     const store = new StateStore(dir, enrolled.device);
     await store.open();

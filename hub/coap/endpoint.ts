@@ -129,14 +129,11 @@ export class CoapEndpoint {
     });
     transport.onDatagram((bytes, from) => this.receive(bytes, from));
     // Notify after the commit is durable; snapshots were encoded once by the commit itself.
+    // (The runtime follows the same commits itself: see DeviceRuntime.follow.)
     this.unsubscribe = core.onCommit((c) => {
-      const now = Date.now();
       for (const device of c.changedSnapshots) {
-        const snap = core.state.snapshots.get(device);
-        if (snap) this.runtime.committed(device, snap.snapshot.version, now);
-        else {
+        if (!core.state.snapshots.has(device)) {
           this.registry.deregister(device, EndReason.Removed);
-          this.runtime.forget(device);
           this.recentEndpoints.delete(device);
         }
         this.registry.notify(device);

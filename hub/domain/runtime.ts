@@ -4,6 +4,7 @@
  * history and goes through the log (acks, duplicate identities: see state.ts `reports`).
  */
 import type { ConfigValue } from '../../protocol/snapshot.ts';
+import type { HubCore } from './core.ts';
 
 export const DEFAULT_KEEPALIVE_S = 60;
 /** A device is offline after this many keepalive intervals without hearing from it. */
@@ -68,6 +69,21 @@ export class DeviceRuntime {
 
   committed(device: string, version: number, time: number): void {
     this.committedAt.set(device, { version, time });
+  }
+
+  /**
+   * Follows the hub's commits: when each device's snapshot version moved (for change → ack latency), and
+   * forgets removed devices. Once per hub, however many device endpoints notify from the same commits.
+   */
+  follow(core: HubCore): () => void {
+    return core.onCommit((c) => {
+      const now = Date.now();
+      for (const device of c.changedSnapshots) {
+        const snap = core.state.snapshots.get(device);
+        if (snap) this.committed(device, snap.snapshot.version, now);
+        else this.forget(device);
+      }
+    });
   }
 
   /** ms from the commit of `version` to now, when that is the version the hub last committed. */

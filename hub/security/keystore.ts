@@ -64,7 +64,7 @@ async function masterKey(file: string): Promise<Buffer> {
 }
 
 export class Keystore {
-  private readonly keys = new Map<string, { readonly psk: Buffer; readonly keyId: string }>();
+  private readonly keys = new Map<string, Buffer>();
   /** Called once a device's key was replaced or removed: its open sessions must end (they proved the old key). */
   onKeyChanged: (device: string) => void = () => undefined;
 
@@ -84,7 +84,7 @@ export class Keystore {
       for await (const [k, v] of db.iterator({ gte: PREFIX, lt: 'k"' })) {
         const device = k.slice(PREFIX.length);
         const stored = JSON.parse(v) as StoredKey;
-        ks.keys.set(device, { psk: Buffer.from(ks.unseal(device, stored), 'ascii'), keyId: stored.keyId });
+        ks.keys.set(device, Buffer.from(ks.unseal(device, stored), 'ascii'));
       }
     } catch (err) {
       await db.close();
@@ -98,17 +98,9 @@ export class Keystore {
     await this.db.close();
   }
 
-  get size(): number {
-    return this.keys.size;
-  }
-
   /** The PSK for an identity (a device id), or null. What the DTLS handshake asks. */
   pskFor(device: string): Buffer | null {
-    return this.keys.get(device)?.psk ?? null;
-  }
-
-  keyIdOf(device: string): string | undefined {
-    return this.keys.get(device)?.keyId;
+    return this.keys.get(device) ?? null;
   }
 
   /** A new key for the device, durable before it is returned; the one it had stops working. */
@@ -117,7 +109,7 @@ export class Keystore {
     const keyId = randomBytes(6).toString('hex');
     const stored: StoredKey = { keyId, ...this.seal(device, key), issuedAt: Date.now() };
     await this.db.batch([{ type: 'put', key: PREFIX + device, value: JSON.stringify(stored) }], { sync: true });
-    this.keys.set(device, { psk: Buffer.from(key, 'ascii'), keyId });
+    this.keys.set(device, Buffer.from(key, 'ascii'));
     this.onKeyChanged(device);
     return { key, keyId };
   }
