@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useApiHub } from '../../test/helpers/api.ts';
-import { FailureBudget } from './failure-budget.ts';
+import { FailureBudget } from '../security/failure-budget.ts';
 import { AUTH_FAILURES_PER_MINUTE } from './server.ts';
 
 const api = useApiHub('henge-api-audit-');

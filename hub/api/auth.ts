@@ -1,7 +1,7 @@
 /** Bearer-token auth for every route but the health checks and the API description. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ForbiddenError, RateLimitedError, UnauthorizedError, ValidationError } from '../errors.ts';
-import type { FailureBudget } from './failure-budget.ts';
+import type { FailureBudget } from '../security/failure-budget.ts';
 import { verifyToken } from '../domain/index.ts';
 import { recordAuthFailure } from '../domain/index.ts';
 import type { CommandContext, HubCore } from '../domain/index.ts';
@@ -115,9 +115,9 @@ const allows = (have: TokenRole, need: TokenRole): boolean => RANK[have] >= RANK
 /** Value changes (operators' work): the device and group value routes. */
 const VALUE_ROUTES = new Set(['/devices/:id/values', '/groups/:id/values']);
 
-/** The least role a route needs: reads are viewer's, value changes operator's, the rest (and tokens) admin's. */
+/** The least role a route needs: reads are viewer's, value changes operator's, the rest (and tokens, provisioning tokens) admin's. */
 export function roleFor(method: string, route: string): TokenRole {
-  if (route === '/tokens' || route.startsWith('/tokens/')) return TokenRole.Admin;
+  if (route === '/tokens' || route.startsWith('/tokens/') || route === '/provisioning' || route.startsWith('/provisioning/')) return TokenRole.Admin;
   if (method === 'GET' || method === 'HEAD') return TokenRole.Viewer;
   if (VALUE_ROUTES.has(route)) return TokenRole.Operator;
   return TokenRole.Admin;

@@ -57,6 +57,10 @@ export function createMetrics(): HubMetrics {
   coapsGauge('henge_dtls_hello_verify_requests', 'ClientHellos answered with a cookie request (no state kept), since start', (x) => x.dtls.counters.helloVerifyRequests);
   coapsGauge('henge_dtls_handshakes_completed', 'DTLS handshakes completed, since start', (x) => x.dtls.counters.handshakesCompleted);
   coapsGauge('henge_dtls_handshakes_failed', 'DTLS handshakes failed or abandoned (a wrong key, a vanished peer), since start', (x) => x.dtls.counters.handshakesFailed);
+  coapsGauge('henge_dtls_handshakes_wrong_key', 'DTLS handshakes ended at once because the Finished did not decrypt (a wrong key), since start', (x) => x.dtls.counters.handshakesWrongKey);
+  coapsGauge('henge_dtls_handshakes_refused_address', 'ClientHellos dropped: their address had its cap of handshakes in progress, since start', (x) => x.dtls.counters.handshakesRefusedAddress);
+  coapsGauge('henge_dtls_handshakes_refused_failures', 'ClientHellos dropped: their address spent its failed-handshake budget for the minute, since start', (x) => x.dtls.counters.handshakesRefusedFailures);
+  coapsGauge('henge_dtls_sessions_replaced', 'Open DTLS sessions replaced by a completed new handshake from the same address and port, since start', (x) => x.dtls.counters.sessionsReplaced);
   coapsGauge('henge_coaps_forbidden', 'Requests for another device than the DTLS identity (4.03), since start', (x) => x.endpoint.counters.forbidden);
   return {
     registry,

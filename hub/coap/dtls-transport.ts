@@ -4,64 +4,44 @@
  * plaintext datagrams whose Peer carries the PSK identity the device proved, and its sends are encrypted
  * for that peer's session.
  *
+ * What it guarantees:
  * - No state for a stranger: a ClientHello without a valid cookie gets a HelloVerifyRequest from a
  *   stateless listener (DTLSv1_listen); a session exists only once the peer has shown it receives at its
  *   address.
- * - At most `maxHandshakes` handshakes in progress; more ClientHellos wait (their client retransmits).
+ * - At most `maxHandshakes` handshakes in progress (more ClientHellos wait: their client retransmits), and
+ *   at most `maxHandshakesPerAddress` from one IP address, any port (more cookie-verified ClientHellos from
+ *   it are dropped).
+ * - An address whose handshakes failed `failedHandshakesPerMinute` times (a wrong key, an unknown identity,
+ *   a handshake not finished in time) gets its ClientHellos dropped, before the cookie exchange, until its
+ *   minute is over.
+ * - A wrong key fails at once: the PSK lookup runs inside `feed()` for a known session, so when that
+ *   session's ChangeCipherSpec and Finished are in and it is still handshaking with nothing to answer, its
+ *   Finished did not decrypt; the session ends and the client gets a fatal alert. Unknown identities fail
+ *   at once in OpenSSL. Every other handshake ends by `handshakeMs`.
+ * - An open session is never ended by a handshake that has not proved its key: a new ClientHello from the
+ *   address and port of an open session (a device that rebooted, or someone replaying its cookie) starts a
+ *   handshake beside it. Handshake-layer records from that peer go to the new handshake, application data
+ *   to the open session; only when the new handshake completes does it take the open session's place. A
+ *   replacement that fails or times out leaves the open session as it was.
+ * - `onHandshake` hears every handshake's outcome once (not those cut short by `close()`).
+ * - A datagram no DTLS record could be (empty, or over 16,640 bytes) is dropped unread, whoever sends it.
  * - Handshake retransmissions run on one timer wheel; an idle session is closed after `idleMs`.
- * - A new handshake from the address of an open session (a device that rebooted) replaces that session
- *   once its cookie is verified.
  */
 import { loadDtls, SessionState } from '../../dtls/native.ts';
 import type { DtlsAddon, NativeHandle, SessionResult } from '../../dtls/native.ts';
+import { handshakeRecords, isHandshakeLayer, isNewHandshake, MAX_DATAGRAM, SEEN_BOTH, WRONG_KEY_ALERT } from './dtls-records.ts';
+import { HandshakeLimits } from './dtls-session-limits.ts';
+import { DEFAULT_CIPHERS, DEFAULT_HANDSHAKE_MS, DEFAULT_IDLE_MS, HandshakeOutcome, newCounters } from './dtls-options.ts';
+import type { DtlsCounters, DtlsOptions } from './dtls-options.ts';
 import { TimerWheel } from './timer-wheel.ts';
 import type { WheelTimer } from './timer-wheel.ts';
 import { peerKey } from './transport.ts';
 import type { DatagramTransport, Peer } from './transport.ts';
 import { UdpTransport } from './udp-transport.ts';
-import type { UdpOptions } from './udp-transport.ts';
 
-/** TLS_PSK_WITH_AES_128_CCM_8 (mandatory, RFC 7252 §9.1.3.1), then TLS_PSK_WITH_AES_128_GCM_SHA256. */
-export const DEFAULT_CIPHERS = 'PSK-AES128-CCM8:PSK-AES128-GCM-SHA256';
-export const DEFAULT_MAX_HANDSHAKES = 256;
-export const DEFAULT_IDLE_MS = 10 * 60_000;
-/**
- * A handshake not done by then is dropped. A wrong key shows only as a Finished that does not decrypt,
- * which DTLS discards silently (RFC 6347 §4.1.2.7): without this limit such a session would hold a
- * handshake place until it went idle.
- */
-export const DEFAULT_HANDSHAKE_MS = 20_000;
-
-export interface DtlsLog {
-  debug(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
-export interface DtlsOptions extends UdpOptions {
-  /** The key of a PSK identity (a device id), or null: the handshake then fails. Never logged. */
-  readonly pskLookup: (identity: string) => Buffer | null;
-  readonly ciphers?: string;
-  readonly maxHandshakes?: number;
-  readonly idleMs?: number;
-  readonly handshakeMs?: number;
-  readonly log?: DtlsLog;
-}
-
-export interface DtlsCounters {
-  helloVerifyRequests: number;
-  handshakesStarted: number;
-  handshakesCompleted: number;
-  handshakesFailed: number;
-  /** ClientHellos with a valid cookie not taken because maxHandshakes were in progress. */
-  handshakesRefusedBusy: number;
-  sessionsExpired: number;
-  /** Sends for a peer without an open session of that identity (dropped). */
-  sendsWithoutSession: number;
-  /** Records OpenSSL refused to write (dropped; CoAP retransmits or gives up). */
-  writeErrors: number;
-  /** Sessions closed because their device's key changed or the device was removed. */
-  sessionsRevoked: number;
-}
+export { DEFAULT_FAILED_HANDSHAKES_PER_MINUTE, DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_ADDRESS } from './dtls-session-limits.ts';
+export { DEFAULT_CIPHERS, DEFAULT_HANDSHAKE_MS, DEFAULT_IDLE_MS, HandshakeOutcome } from './dtls-options.ts';
+export type { DtlsCounters, DtlsLog, DtlsOptions, HandshakeEvent } from './dtls-options.ts';
 
 interface Session {
   readonly key: string;
@@ -71,43 +51,41 @@ interface Session {
   state: SessionState;
   lastActive: number;
   timer: WheelTimer<Session> | null;
+  /** The identity the handshake claimed (its PSK lookup), before it is proved. */
+  claimed: string | null;
+  /** pskLookup answered with a key (true), with none (false), or was not asked yet (null). */
+  keyFound: boolean | null;
+  /** Seen bits (dtls-records.ts) of the handshake's datagrams so far. */
+  seen: number;
+  /** A handshake beside this open session, from its address and port, that takes its place once it opens. */
+  next: Session | null;
+  /** For such a handshake: the open session it would replace. */
+  replaces: Session | null;
 }
 
-/**
- * A ClientHello (handshake record, content type 22, epoch 0, handshake type 1): the start of a new
- * handshake, routed to the listener. Other epoch-0 handshake records (a retransmitted ClientKeyExchange
- * whose answer was lost) stay with their session.
- */
-const isNewHandshake = (b: Buffer): boolean => b.length > 25 && b[0] === 22 && b[3] === 0 && b[4] === 0 && b[13] === 1;
-
 export class DtlsTransport implements DatagramTransport {
-  readonly counters: DtlsCounters = {
-    helloVerifyRequests: 0,
-    handshakesStarted: 0,
-    handshakesCompleted: 0,
-    handshakesFailed: 0,
-    handshakesRefusedBusy: 0,
-    sessionsExpired: 0,
-    sendsWithoutSession: 0,
-    writeErrors: 0,
-    sessionsRevoked: 0,
-  };
+  readonly counters: DtlsCounters = newCounters();
   private handler: (bytes: Buffer, from: Peer) => void = () => undefined;
+  /** One session per peer key: open or handshaking. A replacement handshake hangs off its open session. */
   private readonly sessions = new Map<string, Session>();
-  private handshaking = 0;
+  private replacements = 0;
+  private readonly limits: HandshakeLimits;
+  private readonly server: NativeHandle;
+  /** The session whose handshake is in `addon.feed()`: the PSK lookup happens there, synchronously. */
+  private feeding: Session | null = null;
+  private closing = false;
   private readonly wheel: TimerWheel<Session>;
   private readonly sweep: NodeJS.Timeout;
-  private readonly maxHandshakes: number;
   private readonly idleMs: number;
   private readonly handshakeMs: number;
 
   private constructor(
     private readonly udp: UdpTransport,
     private readonly addon: DtlsAddon,
-    private readonly server: NativeHandle,
     private readonly opts: DtlsOptions,
   ) {
-    this.maxHandshakes = opts.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES;
+    this.server = addon.createServer({ ciphers: opts.ciphers ?? DEFAULT_CIPHERS, pskLookup: (identity) => this.lookup(identity) });
+    this.limits = new HandshakeLimits(opts);
     this.idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
     this.handshakeMs = opts.handshakeMs ?? DEFAULT_HANDSHAKE_MS;
     this.wheel = new TimerWheel<Session>(50, 512, (s) => this.retransmit(s));
@@ -118,9 +96,13 @@ export class DtlsTransport implements DatagramTransport {
 
   static async open(opts: DtlsOptions): Promise<DtlsTransport> {
     const addon = loadDtls();
-    const server = addon.createServer({ ciphers: opts.ciphers ?? DEFAULT_CIPHERS, pskLookup: opts.pskLookup });
     const udp = await UdpTransport.open(opts);
-    return new DtlsTransport(udp, addon, server, opts);
+    try {
+      return new DtlsTransport(udp, addon, opts);
+    } catch (err) {
+      await udp.close();
+      throw err;
+    }
   }
 
   get port(): number {
@@ -135,9 +117,14 @@ export class DtlsTransport implements DatagramTransport {
     return this.udp.receiveQueueBytes;
   }
 
-  /** Sessions open or handshaking. */
+  /** Sessions open or handshaking (replacement handshakes included). */
   get sessionCount(): number {
-    return this.sessions.size;
+    return this.sessions.size + this.replacements;
+  }
+
+  /** Handshakes in progress (replacements included). */
+  get handshakeCount(): number {
+    return this.limits.inProgress;
   }
 
   onDatagram(handler: (bytes: Buffer, from: Peer) => void): void {
@@ -159,121 +146,271 @@ export class DtlsTransport implements DatagramTransport {
         this.counters.writeErrors++;
         this.opts.log?.warn({ peer: s.key, error: r.error, bytes: plain.length }, 'DTLS write refused');
       }
-      this.step(s, r);
+      this.step(s, r, HandshakeOutcome.Failed);
     }
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     clearInterval(this.sweep);
-    for (const s of [...this.sessions.values()]) this.end(s, null, true);
+    for (const s of [...this.sessions.values()]) {
+      if (s.next) this.end(s.next, null, false, HandshakeOutcome.Failed);
+      this.end(s, null, true, HandshakeOutcome.Failed);
+    }
     this.wheel.close();
     await this.udp.close();
   }
 
+  /** Closes every session of `identity` at once, and its handshakes that looked its key up (its key changed, or its device was removed). */
+  closeIdentity(identity: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()]) {
+      if (s.state === SessionState.Closed) continue; // ended meanwhile (by an onHandshake callback)
+      if (s.next && s.next.claimed === identity) {
+        this.end(s.next, 'key revoked', false, HandshakeOutcome.Failed);
+        n++;
+      }
+      if (s.peer.identity === identity || (s.state === SessionState.Handshaking && s.claimed === identity)) {
+        this.end(s, 'key revoked', true, HandshakeOutcome.Failed);
+        n++;
+      }
+    }
+    this.counters.sessionsRevoked += n;
+    return n;
+  }
+
   private receive(bytes: Buffer, from: Peer): void {
-    const key = peerKey(from);
-    const existing = this.sessions.get(key);
-    if (existing && !(existing.state === SessionState.Open && isNewHandshake(bytes))) {
-      existing.lastActive = Date.now();
-      const r = this.addon.feed(existing.handle, bytes);
-      if (Buffer.isBuffer(r)) this.handler(r, existing.peer);
-      else this.step(existing, r);
+    // The addon throws on these (a throw here would end the process): anyone can send them.
+    if (bytes.length === 0 || bytes.length > MAX_DATAGRAM) {
+      this.counters.datagramsInvalid++;
       return;
     }
-    if (this.handshaking >= this.maxHandshakes) {
+    const key = peerKey(from);
+    const s = this.sessions.get(key);
+    if (s !== undefined) {
+      if (s.state !== SessionState.Open) return this.feedHandshake(s, bytes);
+      const next = s.next;
+      // The hot path: application data for an open session, the plaintext back as a bare Buffer.
+      if (next === null ? !isNewHandshake(bytes) : !isHandshakeLayer(bytes)) {
+        s.lastActive = Date.now();
+        const r = this.addon.feed(s.handle, bytes);
+        if (Buffer.isBuffer(r)) this.handler(r, s.peer);
+        else this.step(s, r, HandshakeOutcome.Failed);
+        return;
+      }
+      if (next !== null) return this.feedHandshake(next, bytes);
+    }
+    this.accept(bytes, from, key, s);
+  }
+
+  /** A datagram with no session to go to, or a ClientHello beside an open session: the cookie exchange. */
+  private accept(bytes: Buffer, from: Peer, key: string, open: Session | undefined): void {
+    if (this.limits.overBudget(from.address)) {
+      if (isNewHandshake(bytes)) this.counters.handshakesRefusedFailures++;
+      return;
+    }
+    if (this.limits.full) {
       this.counters.handshakesRefusedBusy++;
       return;
     }
     const r = this.addon.listen(this.server, key, bytes);
-    for (const d of r.out) this.udp.send(d, from);
     if (!r.session) {
+      for (const d of r.out) this.udp.send(d, from);
       if (r.out.length > 0) this.counters.helloVerifyRequests++;
       return;
     }
-    // The peer proved it receives at this address: its session starts (a rebooted device's replaces the old).
-    if (existing) this.end(existing, null, false);
-    const s: Session = { key, startedAt: Date.now(), handle: r.session, peer: { address: from.address, port: from.port }, state: SessionState.Handshaking, lastActive: Date.now(), timer: null };
-    this.sessions.set(key, s);
-    this.handshaking++;
+    if (this.limits.addressFull(from.address)) {
+      this.addon.close(r.session);
+      this.counters.handshakesRefusedAddress++;
+      return;
+    }
+    // The peer proved it receives at this address: its handshake starts (beside an open session there).
+    const now = Date.now();
+    const s: Session = {
+      key,
+      startedAt: now,
+      handle: r.session,
+      peer: { address: from.address, port: from.port },
+      state: SessionState.Handshaking,
+      lastActive: now,
+      timer: null,
+      claimed: null,
+      keyFound: null,
+      seen: 0,
+      next: null,
+      replaces: null,
+    };
+    if (open) {
+      open.next = s;
+      s.replaces = open;
+      this.replacements++;
+    } else {
+      this.sessions.set(key, s);
+    }
+    this.limits.started(from.address);
     this.counters.handshakesStarted++;
-    this.step(s, {
-      out: [],
-      data: [],
-      state: r.state ?? SessionState.Handshaking,
-      timeoutMs: r.timeoutMs ?? -1,
-      identity: null,
-      error: r.error ?? null,
-    });
+    this.step(
+      s,
+      { out: r.out, data: [], state: r.state ?? SessionState.Handshaking, timeoutMs: r.timeoutMs ?? -1, identity: null, error: r.error ?? null },
+      HandshakeOutcome.Failed,
+    );
   }
 
-  /** Sends what OpenSSL produced, moves the session's state, hands plaintext to the engine. */
-  private step(s: Session, r: SessionResult): void {
+  /** A datagram for a handshake in progress; tells a wrong key from a Finished still to come. */
+  private feedHandshake(s: Session, bytes: Buffer): void {
+    s.lastActive = Date.now();
+    const seen = handshakeRecords(bytes);
+    s.seen |= seen;
+    this.feeding = s;
+    let r: SessionResult | Buffer;
+    try {
+      r = this.addon.feed(s.handle, bytes);
+    } finally {
+      this.feeding = null;
+    }
+    if (Buffer.isBuffer(r)) {
+      // The addon returns a bare Buffer only for a session already open; a handshake always has its flight.
+      this.end(s, 'opened without a handshake result', false, HandshakeOutcome.Failed);
+      return;
+    }
+    // Its key was looked up, its ChangeCipherSpec and Finished are in, and OpenSSL still waits with nothing
+    // to say: the Finished did not decrypt (RFC 6347 §4.1.2.7 drops it silently). Nothing else comes.
+    if (r.state === SessionState.Handshaking && r.out.length === 0 && s.keyFound === true && seen !== 0 && (s.seen & SEEN_BOTH) === SEEN_BOTH) {
+      this.udp.send(WRONG_KEY_ALERT, s.peer);
+      this.end(s, 'the Finished did not decrypt (a wrong key)', false, HandshakeOutcome.WrongKey);
+      return;
+    }
+    this.step(s, r, HandshakeOutcome.Failed);
+  }
+
+  /** The server's PSK callback: the key for the identity the session being fed claims. */
+  private lookup(identity: string): Buffer | null {
+    const s = this.feeding;
+    if (s === null) {
+      // OpenSSL asks only while processing a ClientKeyExchange, which only feed() passes it.
+      this.opts.log?.warn({ identity }, 'DTLS PSK lookup outside a handshake; refused');
+      return null;
+    }
+    s.claimed = identity;
+    let key: Buffer | null;
+    try {
+      key = this.opts.pskLookup(identity, s.peer);
+    } catch (err) {
+      // The addon would take a throw for an unknown identity and drop it: it is reported here instead (the
+      // handshake fails with outcome 'failed').
+      this.opts.log?.warn({ err, identity, peer: s.key }, 'DTLS pskLookup threw; the handshake fails');
+      return null;
+    }
+    s.keyFound = key !== null && key.length > 0;
+    return key;
+  }
+
+  /**
+   * Sends what OpenSSL produced, moves the session's state, hands plaintext to the engine. `failure` is
+   * the outcome if this ends the handshake.
+   */
+  private step(s: Session, r: SessionResult, failure: HandshakeOutcome): void {
     for (const d of r.out) this.udp.send(d, s.peer);
+    let opened = false;
     if (s.state === SessionState.Handshaking && r.state === SessionState.Open) {
       if (r.identity === null) {
         // PSK always names an identity; a session without one gets nothing.
-        this.end(s, 'no identity', true);
+        this.end(s, 'no identity', true, HandshakeOutcome.Failed);
         return;
       }
-      this.handshaking--;
+      this.limits.ended(s.peer.address, false);
       this.counters.handshakesCompleted++;
       s.state = SessionState.Open;
-      s.peer = { address: s.peer.address, port: s.peer.port, ...(r.identity !== null ? { identity: r.identity } : {}) };
-      this.opts.log?.debug({ peer: s.key, identity: r.identity }, 'DTLS session open');
+      s.peer = { address: s.peer.address, port: s.peer.port, identity: r.identity };
+      const old = s.replaces;
+      if (old !== null) {
+        // The replacement proved its key: it takes the open session's place.
+        this.unlink(s);
+        this.sessions.set(s.key, s);
+        this.end(old, 'replaced by a new session', false, HandshakeOutcome.Failed);
+        this.counters.sessionsReplaced++;
+      }
+      opened = true;
+      this.opts.log?.debug({ peer: s.key, identity: r.identity, replaced: old !== null }, 'DTLS session open');
     }
     if (s.timer) {
       this.wheel.cancel(s.timer);
       s.timer = null;
     }
     if (r.state === SessionState.Closed) {
-      this.end(s, r.error, false);
+      this.end(s, r.error, false, failure);
       return;
     }
     if (r.timeoutMs >= 0) s.timer = this.wheel.schedule(r.timeoutMs, s);
+    if (opened) this.opts.onHandshake?.({ identity: r.identity, peer: s.peer, outcome: HandshakeOutcome.Open });
     for (const d of r.data) this.handler(d, s.peer);
   }
 
   private retransmit(s: Session): void {
     s.timer = null;
-    if (this.sessions.get(s.key) !== s) return;
-    this.step(s, this.addon.timeout(s.handle));
+    if (!this.isLive(s)) return;
+    this.step(s, this.addon.timeout(s.handle), HandshakeOutcome.Timeout);
   }
 
-  private end(s: Session, error: string | null, notify: boolean): void {
-    if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
+  private isLive(s: Session): boolean {
+    const primary = this.sessions.get(s.key);
+    return primary === s || (primary !== undefined && primary.next === s);
+  }
+
+  /** Takes `s` out of its place: a replacement handshake from its open session; an open session hands its place to its replacement. */
+  private unlink(s: Session): void {
+    const old = s.replaces;
+    if (old !== null) {
+      old.next = null;
+      s.replaces = null;
+      this.replacements--;
+      return;
+    }
+    if (this.sessions.get(s.key) !== s) return;
+    const next = s.next;
+    if (next === null) {
+      this.sessions.delete(s.key);
+      return;
+    }
+    s.next = null;
+    next.replaces = null;
+    this.replacements--;
+    this.sessions.set(s.key, next);
+  }
+
+  /** Ends `s`; a handshake ends with `outcome` (or unknown-identity, when its lookup found no key). */
+  private end(s: Session, error: string | null, notify: boolean, outcome: HandshakeOutcome): void {
+    if (s.state === SessionState.Closed) return;
+    this.unlink(s);
     if (s.timer) this.wheel.cancel(s.timer);
     s.timer = null;
-    if (s.state === SessionState.Handshaking) {
-      this.handshaking--;
-      this.counters.handshakesFailed++;
-      this.opts.log?.debug({ peer: s.key, error }, 'DTLS handshake failed');
-    }
+    const handshaking = s.state === SessionState.Handshaking;
+    s.state = SessionState.Closed;
     const out = this.addon.close(s.handle);
     if (notify) for (const d of out) this.udp.send(d, s.peer);
-    s.state = SessionState.Closed;
+    if (!handshaking) return;
+    const o = s.keyFound === false && outcome === HandshakeOutcome.Failed ? HandshakeOutcome.UnknownIdentity : outcome;
+    this.limits.ended(s.peer.address, !this.closing);
+    this.counters.handshakesFailed++;
+    if (o === HandshakeOutcome.WrongKey) this.counters.handshakesWrongKey++;
+    else if (o === HandshakeOutcome.UnknownIdentity) this.counters.handshakesUnknownIdentity++;
+    this.opts.log?.debug({ peer: s.key, identity: s.claimed, outcome: o, error }, 'DTLS handshake failed');
+    if (!this.closing) this.opts.onHandshake?.({ identity: s.claimed, peer: s.peer, outcome: o });
   }
 
-  /** Closes every session of `identity` at once (its key changed, or its device was removed). */
-  closeIdentity(identity: string): number {
-    let n = 0;
-    for (const s of [...this.sessions.values()]) {
-      if (s.peer.identity !== identity) continue;
-      this.end(s, 'key revoked', true);
-      n++;
-    }
-    this.counters.sessionsRevoked += n;
-    return n;
-  }
-
-  /** Ends sessions idle for idleMs, and handshakes still unfinished after handshakeMs. */
+  /** Ends sessions idle for idleMs, and handshakes (replacements too) still unfinished after handshakeMs. */
   private expire(): void {
     const now = Date.now();
     for (const s of [...this.sessions.values()]) {
-      if (s.state === SessionState.Handshaking && now - s.startedAt > this.handshakeMs) {
-        this.end(s, 'handshake not finished in time', false);
+      if (s.state === SessionState.Closed) continue; // ended meanwhile (by an onHandshake callback)
+      if (s.next && now - s.next.startedAt > this.handshakeMs) {
+        this.end(s.next, 'handshake not finished in time', false, HandshakeOutcome.Timeout);
+      }
+      if (s.state === SessionState.Handshaking) {
+        if (now - s.startedAt > this.handshakeMs) this.end(s, 'handshake not finished in time', false, HandshakeOutcome.Timeout);
       } else if (now - s.lastActive > this.idleMs) {
         this.counters.sessionsExpired++;
-        this.end(s, 'idle', true);
+        this.end(s, 'idle', true, HandshakeOutcome.Failed);
       }
     }
   }
