@@ -1,6 +1,7 @@
 /**
  * Where the CLI finds the hub: flags, then env (HENGE_URL, HENGE_TOKEN), then the file that `henge hub`
- * writes on its first run ($HENGE_CONFIG, else $XDG_CONFIG_HOME/henge/cli.json, else ~/.config/henge/cli.json).
+ * writes on its first run ($HENGE_CONFIG, else $XDG_CONFIG_HOME/henge/cli.json, else ~/.config/henge/cli.json),
+ * with the fingerprint of the hub's certificate when its API serves HTTPS.
  */
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -11,6 +12,11 @@ export interface CliConfig {
   readonly token?: string;
   /** The hub that wrote this file; a restart of that hub keeps the URL current. */
   readonly hubId?: string;
+  /**
+   * SHA-256 fingerprint of the hub's certificate when its API serves HTTPS: the CLI then accepts exactly that
+   * certificate, and only for `url`.
+   */
+  readonly fingerprint?: string;
 }
 
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -29,11 +35,12 @@ export async function readConfig(path = configPath()): Promise<CliConfig> {
   }
   const parsed = JSON.parse(text) as unknown;
   if (parsed === null || typeof parsed !== 'object') return {};
-  const { url, token, hubId } = parsed as Record<string, unknown>;
+  const { url, token, hubId, fingerprint } = parsed as Record<string, unknown>;
   return {
     ...(typeof url === 'string' ? { url } : {}),
     ...(typeof token === 'string' ? { token } : {}),
     ...(typeof hubId === 'string' ? { hubId } : {}),
+    ...(typeof fingerprint === 'string' ? { fingerprint } : {}),
   };
 }
 

@@ -4,6 +4,7 @@ import { registerAdmin } from './commands/admin.ts';
 import { registerAgent } from './commands/agent.ts';
 import { registerDevice } from './commands/device.ts';
 import { registerHub } from './commands/hub.ts';
+import { registerProvision } from './commands/provision.ts';
 import { registerSchema } from './commands/schema.ts';
 import { registerSim } from './commands/sim.ts';
 import { registerValues } from './commands/values.ts';
@@ -14,6 +15,8 @@ const program = new Command('henge')
   .version('0.1.0')
   .option('--url <url>', 'hub API URL (env HENGE_URL; default: the CLI config file, else http://127.0.0.1:7683)')
   .option('--token <token>', 'admin token (env HENGE_TOKEN; default: the CLI config file that `henge hub` writes)')
+  .option('--ca <file>', 'https hub: trust certificates from this PEM CA, or this very certificate (env HENGE_CA)')
+  .option('--fingerprint <sha256>', 'https hub: accept exactly the certificate with this SHA-256 fingerprint (env HENGE_FINGERPRINT; default: the one in the CLI config, for its URL)')
   .option('--json', 'print JSON for scripts instead of tables')
   .option('--reason <text>', 'why: recorded with the change in the event log')
   .showHelpAfterError()
@@ -22,6 +25,7 @@ const program = new Command('henge')
 
 registerHub(program);
 registerDevice(program);
+registerProvision(program);
 registerSchema(program);
 registerValues(program);
 registerAdmin(program);

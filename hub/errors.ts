@@ -22,6 +22,8 @@ export const ErrorCode = {
   StoreUnavailable: 'HENGE_E_STORE_UNAVAILABLE',
   StoreLocked: 'HENGE_E_STORE_LOCKED',
   Keystore: 'HENGE_E_KEYSTORE',
+  NotPending: 'HENGE_E_NOT_PENDING',
+  TlsConfig: 'HENGE_E_TLS_CONFIG',
   Internal: 'HENGE_E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -140,6 +142,24 @@ export class ForbiddenError extends HengeError {
 export class RateLimitedError extends HengeError {
   readonly code = ErrorCode.RateLimited;
   readonly status = 429;
+}
+
+/** Admission decides only about a device that waits for it (`pending`); a rejected one must be removed and enroll again. */
+export class NotPendingError extends HengeError {
+  readonly code = ErrorCode.NotPending;
+  readonly status = 409;
+}
+
+/** The API's certificate or key cannot be used: a missing file, not PEM, a key of another certificate, expired. */
+export class TlsConfigError extends HengeError {
+  readonly code = ErrorCode.TlsConfig;
+  readonly status = 500;
+
+  /** The file at fault (`details.file`). */
+  get file(): string {
+    const f = this.details['file'];
+    return typeof f === 'string' ? f : '';
+  }
 }
 
 /** The device keystore cannot be read (a master key others can read, a key that does not decrypt). */

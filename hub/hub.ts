@@ -6,19 +6,23 @@ import { resolve } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { createApi } from './api/server.ts';
 import { createMetrics } from './api/metrics.ts';
-import { DEFAULT_KEEPALIVE_S, DeviceRuntime, HubCore, createToken, recordKeyIssued } from './domain/index.ts';
+import { DEFAULT_KEEPALIVE_S, DeviceRuntime, HubCore, createToken, recordKeyRetired } from './domain/index.ts';
 import { FIRST_TOKEN_DAYS } from './domain/tokens.ts';
 import { CoapEndpoint } from './coap/endpoint.ts';
 import { DtlsTransport } from './coap/dtls-transport.ts';
 import { UdpTransport, WANTED_RECEIVE_BUFFER } from './coap/udp-transport.ts';
 import { Keystore } from './security/keystore.ts';
 import { Enrollments } from './security/enrollment.ts';
-import { ENROLL_IDENTITY_PREFIX } from '../protocol/enroll.ts';
+import { Provisioning } from './security/provisioning.ts';
+import { DeviceCredentials } from './security/credentials.ts';
 import { LevelStore } from './store/level-store.ts';
 
 import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_DATA_DIR } from './defaults.ts';
 
 export { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_DATA_DIR };
+
+/** How often previous keys whose grace period is over are retired. */
+const RETIRE_SWEEP_MS = 60_000;
 
 export interface HubOptions {
   readonly data?: string;
@@ -48,7 +52,14 @@ export interface HubOptions {
     /** Advertise it over mDNS/DNS-SD as `_coaps._udp`. Off unless asked. */
     readonly advertise?: boolean;
     readonly keepaliveS?: number;
+    /** Enrollment handshakes one address may start per minute (default 10). */
+    readonly enrollPerMinute?: number;
   };
+  /**
+   * Serve the API over HTTPS: with the given PEM certificate and key, or else a self-signed pair made on the
+   * first such start and kept in `<data>/tls` (hub/api/tls.ts). Plain HTTP when null or left out.
+   */
+  readonly tls?: { readonly certFile?: string; readonly keyFile?: string } | null;
 }
 
 export interface RunningHub {
@@ -68,9 +79,13 @@ export interface RunningHub {
   readonly coapsPort: number | null;
   readonly keystore: Keystore | null;
   readonly enrollments: Enrollments | null;
+  readonly provisioning: Provisioning | null;
+  readonly credentials: DeviceCredentials | null;
   readonly runtime: DeviceRuntime;
   /** The hub is advertised over mDNS. */
   readonly advertised: boolean;
+  /** The API's certificate when it serves HTTPS: its SHA-256 fingerprint (for clients to pin) and whether it was just made. */
+  readonly tls: { readonly fingerprint: string; readonly certFile: string; readonly generated: boolean } | null;
   close(): Promise<void>;
 }
 
@@ -116,9 +131,13 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   }
   let keystore: Keystore | null = null;
   let enrollments: Enrollments | null = null;
+  let provisioning: Provisioning | null = null;
+  let credentials: DeviceCredentials | null = null;
+  let retireSweep: NodeJS.Timeout | null = null;
   let dtls: DtlsTransport | null = null;
   let coaps: CoapEndpoint | null = null;
   const closeDevices = async (): Promise<void> => {
+    if (retireSweep) clearInterval(retireSweep);
     await coaps?.close();
     await coap?.close();
     await keystore?.close();
@@ -126,12 +145,14 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   if (opts.coaps) {
     try {
       const ks = (keystore = await Keystore.open(dataDir));
-      const en = (enrollments = await Enrollments.load(ks));
+      enrollments = await Enrollments.load(ks);
+      provisioning = await Provisioning.load(ks);
+      const creds = (credentials = new DeviceCredentials(core, ks, enrollments, provisioning, log, opts.coaps.enrollPerMinute));
       dtls = await DtlsTransport.open({
         port: opts.coaps.port,
         ...(opts.coaps.host ? { host: opts.coaps.host } : {}),
-        // A removed device's key is gone from the keystore too; its identity then fails the handshake.
-        pskLookup: (identity) => en.pskFor(identity) ?? (core.state.devices.has(identity) ? ks.pskFor(identity) : null),
+        pskLookup: (identity, peer) => creds.pskLookup(identity, peer),
+        onHandshake: (e) => creds.handshakeDone(e.identity, e.peer, e.outcome),
         ...(opts.coaps.handshakeMs !== undefined ? { handshakeMs: opts.coaps.handshakeMs } : {}),
         ...(opts.coaps.idleMs !== undefined ? { idleMs: opts.coaps.idleMs } : {}),
         onError: (err) => log?.warn({ err }, 'coaps socket error'),
@@ -143,28 +164,39 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
       throw err;
     }
     const ks = keystore;
-    const en = enrollments;
     const transport = dtls;
-    // A new key, or a removed device: the sessions that proved the old key end now.
-    if (ks) ks.onKeyChanged = (device) => transport.closeIdentity(device);
+    if (ks) {
+      // A new key, or a removed or rejected device: the sessions that proved the old key end now.
+      ks.onKeyChanged = (device) => transport.closeIdentity(device);
+      ks.onKeyRetired = (device, keyId, reason) => {
+        recordKeyRetired(core, device, keyId, reason).catch((err: unknown) => log?.error({ err, device, keyId }, 'recording a retired key failed'));
+      };
+      // Grace periods end on time even for a device that never came back.
+      retireSweep = setInterval(() => {
+        ks.retireExpired().catch((err: unknown) => log?.error({ err }, 'retiring expired keys failed'));
+      }, RETIRE_SWEEP_MS);
+      retireSweep.unref();
+      await ks.retireExpired();
+    }
+    const creds = credentials;
     coaps = new CoapEndpoint(dtls, core, runtime, {
       keepaliveS: runtime.keepaliveS,
       ...(log ? { log } : {}),
-      // The token is used up first: a second try with it fails even if the rest does.
-      enroll: async (identity) => {
-        if (!ks || !en) return undefined;
-        const id = identity.slice(ENROLL_IDENTITY_PREFIX.length);
-        const device = await en.consume(id);
-        if (device === undefined || !core.state.devices.has(device) || !core.state.meta) return undefined;
-        const issued = await ks.issue(device);
-        await recordKeyIssued(core, { actor: `device:${device}`, reason: `enrolled with token ${id}` }, device, issued.keyId);
-        log?.info({ device, enrollment: id, keyId: issued.keyId }, 'device enrolled');
-        return { device, key: issued.key, hubId: core.state.meta.hubId };
-      },
+      ...(creds ? { enroll: (identity: string, payload: Buffer) => creds.enroll(identity, payload) } : {}),
     });
     metrics.bindCoaps(coaps, dtls);
   }
-  const app = await createApi(core, metrics, { runtime, insecure: coap !== null, ...(keystore ? { keystore } : {}), ...(enrollments ? { enrollments } : {}), ...(opts.logger ? { logger: opts.logger } : {}) });
+  // Loaded only for HTTPS: plain HTTP does not pay for the certificate code.
+  const tls = opts.tls
+    ? await import('./api/tls.ts')
+        .then((m) => m.loadOrCreateCertificate(dataDir, { ...opts.tls, hosts: [opts.host ?? DEFAULT_API_HOST] }))
+        .catch(async (err: unknown) => {
+          await closeDevices();
+          await core.close();
+          throw err;
+        })
+    : null;
+  const app = await createApi(core, metrics, { runtime, insecure: coap !== null, ...(keystore ? { keystore } : {}), ...(enrollments ? { enrollments } : {}), ...(provisioning ? { provisioning } : {}), ...(opts.logger ? { logger: opts.logger } : {}), ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}) });
   try {
     await app.listen({ host: opts.host ?? DEFAULT_API_HOST, port: opts.port ?? DEFAULT_API_PORT });
   } catch (err) {
@@ -204,7 +236,8 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
   return {
     core,
     app,
-    url: `http://${urlHost}:${port}`,
+    url: `${tls ? 'https' : 'http'}://${urlHost}:${port}`,
+    tls: tls ? { fingerprint: tls.fingerprint, certFile: tls.certFile, generated: tls.generated } : null,
     dataDir,
     firstToken,
     startupMs: performance.now() - t0,
@@ -215,6 +248,8 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
     coapsPort: coaps?.port ?? null,
     keystore,
     enrollments,
+    provisioning,
+    credentials,
     runtime,
     advertised: advertisements.length > 0,
     async close() {

@@ -28,6 +28,11 @@ function describeEvent(e: HengeEvent): string {
   if (e.type === 'token.created' || e.type === 'token.revoked') return `token ${String(d['token'])}${d['name'] !== undefined ? ` (${String(d['name'])})` : ''}`;
   if (e.type === 'ack.received') return `${target} v${String(d['version'])} ${String(d['status'])}${d['latencyMs'] !== undefined ? ` after ${String(d['latencyMs'])} ms` : ''}`;
   if (e.type === 'device.duplicate') return `${target} endpoints ${(d['endpoints'] as string[]).join(' / ')}`;
+  if (e.type === 'device.admitted') return `${target} ${String(d['decision'])}${d['rule'] !== undefined ? ` by the rule of provisioning token ${String(d['rule'])}` : ''}`;
+  if (e.type === 'device.key_issued') return `${target} key ${String(d['keyId'])}${d['previous'] !== undefined ? ` (key ${String(d['previous'])} valid until ${new Date(Number(d['previousUntil'])).toISOString()})` : ''}`;
+  if (e.type === 'device.key_retired') return `${target} key ${String(d['keyId'])}: ${String(d['reason'])}`;
+  if (e.type === 'device.added' && d['admission'] === 'pending') return `${target} pending (enrolled itself with provisioning token ${String(d['provisioning'])})`;
+  if (e.type === 'provisioning.created' || e.type === 'provisioning.revoked') return `provisioning token ${String(d['provisioning'])}${d['name'] !== undefined ? ` (${String(d['name'])})` : ''}`;
   if (e.type === 'group.defined') return `${target} selector ${String(d['selector'])} priority ${String(d['priority'])}`;
   return target;
 }

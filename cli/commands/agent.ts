@@ -1,7 +1,9 @@
 /** `henge agent`: the Node device agent (observe this device's config, write it atomically, run a hook, ack). */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { parseLabels } from '../assignments.ts';
 import { DEFAULT_COAP_PORT, DEFAULT_COAPS_PORT } from '../../hub/defaults.ts';
 import { CliError, ExitCode } from '../exit.ts';
 import { stopOnSignals } from '../shutdown.ts';
@@ -112,13 +114,34 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** `henge agent enroll <token>`: trades a one-time token for the device key over DTLS, and keeps it. */
-async function enroll(tokenText: string, flags: { hub?: string; state?: string }): Promise<void> {
-  const { parseEnrollment, ENROLL_IDENTITY_PREFIX, ENROLL_PATH, decodeEnrolled } = await import('../../protocol/enroll.ts');
+/** A device id from the host name (lowercase, other characters as -), for fleet enrollment without --id. */
+function idFromHostname(): string {
+  const id = hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+/, '').slice(0, 63);
+  if (id === '') throw new CliError('this host name gives no device id: pass --id', ExitCode.Usage);
+  return id;
+}
+
+interface EnrollFlags {
+  readonly hub?: string;
+  readonly state?: string;
+  readonly id?: string;
+  readonly label?: readonly string[];
+}
+
+/** `henge agent enroll <token>`: trades a one-time or fleet token for the device key over DTLS, and keeps it. */
+async function enroll(tokenText: string, flags: EnrollFlags): Promise<void> {
+  const { parseEnrollment, ENROLL_PATH, decodeEnrolled, encodeEnrollRequest } = await import('../../protocol/enroll.ts');
   // `-`: the token comes on standard input, so that it never shows in `ps`.
   const text = tokenText === '-' ? (await readStdin()).trim() : tokenText;
   const parsed = parseEnrollment(text);
-  if (!parsed) throw new CliError('that is neither an enrollment token (hge_<id>_<secret>) nor an enrollment URI (henge:enroll?hub=…&t=…)', ExitCode.Usage);
+  if (!parsed) {
+    throw new CliError('that is not an enrollment token (hge_<id>_<secret>), a provisioning token (hgp_…) or an enrollment URI (henge:enroll?hub=…&t=…)', ExitCode.Usage);
+  }
+  const fleet = parsed.kind === 'fleet';
+  if (!fleet && (flags.id !== undefined || (flags.label?.length ?? 0) > 0)) {
+    throw new CliError('--id and --label go with a provisioning token (hgp_…); a one-time token already names its device', ExitCode.Usage);
+  }
+  const payload = fleet ? Buffer.from(encodeEnrollRequest({ device: flags.id ?? idFromHostname(), labels: parseLabels([...(flags.label ?? [])]) as Record<string, string> })) : undefined;
   const { CoapClient, HubAddressError, StateStore, discoveryLocator, staticLocator, storeKey } = await import('../../agent/index.ts');
   let locate;
   try {
@@ -130,12 +153,18 @@ async function enroll(tokenText: string, flags: { hub?: string; state?: string }
   const hub = await locate(undefined, parsed.hubId).catch((err: unknown) => {
     throw new CliError(`cannot find the hub: ${(err as Error).message}`, ExitCode.Unavailable);
   });
-  const client = await CoapClient.open(hub, { psk: { identity: ENROLL_IDENTITY_PREFIX + parsed.id, key: parsed.secret } }).catch((err: unknown) => {
-    throw new CliError(`${(err as Error).message}: the token is unknown, used or expired, or ${hub.address} port ${hub.port} is not a henge hub's coaps endpoint`, ExitCode.Unauthorized);
+  const client = await CoapClient.open(hub, { psk: { identity: parsed.identity, key: parsed.secret } }).catch((err: unknown) => {
+    throw new CliError(
+      `${(err as Error).message}: the token is unknown, used, revoked or expired, this address enrolled too often this minute, or ${hub.address} port ${hub.port} is not a henge hub's coaps endpoint`,
+      ExitCode.Unauthorized,
+    );
   });
   try {
-    const res = await client.request({ method: 'POST', path: [ENROLL_PATH] });
-    if (res.code !== '2.04') throw new CliError(`the hub refused the enrollment (${res.code}): the token was used or its device removed`, ExitCode.Unauthorized);
+    const res = await client.request({ method: 'POST', path: [ENROLL_PATH], ...(payload ? { payload } : {}) });
+    if (res.code !== '2.04') {
+      const why = res.payload.length > 0 ? res.payload.toString('utf8') : 'the token was used or its device removed';
+      throw new CliError(`the hub refused the enrollment (${res.code}): ${why}`, res.code === '4.00' ? ExitCode.Invalid : ExitCode.Unauthorized);
+    }
     const enrolled = decodeEnrolled(res.payload);
     if (parsed.hubId !== undefined && enrolled.hubId !== parsed.hubId) {
       throw new CliError(`hub ${enrolled.hubId} answered, but the enrollment was made by hub ${parsed.hubId}: nothing kept`, ExitCode.Failure);
@@ -152,6 +181,9 @@ async function enroll(tokenText: string, flags: { hub?: string; state?: string }
     }
     process.stdout.write(
       `enrolled as ${enrolled.device} with hub ${enrolled.hubId}; key and pinned hub kept in ${dir} (0600)\n` +
+        (enrolled.admission === 'pending'
+          ? `pending: the key works once the device is accepted (on the hub: henge device accept ${enrolled.device}); until then the agent keeps retrying\n`
+          : '') +
         `run: henge agent --id ${enrolled.device} --out <file>${flags.state !== undefined ? ` --state ${dir}` : ''}${flags.hub !== undefined ? ` --hub ${flags.hub}` : ''}\n`,
     );
   } finally {
@@ -179,14 +211,19 @@ export function registerAgent(program: Command): void {
     });
   agent
     .command('enroll <token>')
-    .description('trade a one-time enrollment token or URI (henge device add --enroll [--qr]; - reads it from stdin) for this device\'s key, over DTLS; keeps the key (0600) and pins the hub in the state folder')
+    .description(
+      "trade an enrollment token or URI (henge device add --enroll [--qr], or a fleet token from henge provision create; - reads it from stdin) for this device's key, over DTLS; keeps the key (0600) and pins the hub in the state folder",
+    )
     .option('--hub <host[:port]>', 'hub address (port 5684 when left out); without it the hub is found over mDNS (_coaps._udp)')
     .option('--state <dir>', 'state folder to keep the key in (default ./.henge/agent-<device id from the hub>)')
-    .action(async (token: string, o: { hub?: string; state?: string }, cmd: Command) => {
-      // --hub / --state may also be read by `agent` itself, depending on where they were written.
-      const parent = cmd.parent?.opts<{ hub?: string; state?: string }>() ?? {};
+    .option('--id <device>', 'with a fleet token: the device id to ask for (default: from the host name)')
+    .option('-l, --label <key=value>', 'with a fleet token: a label this device reports (e.g. model=x); repeat for more', (v: string, prev: string[]) => [...prev, v], [])
+    .action(async (token: string, o: { hub?: string; state?: string; id?: string; label: string[] }, cmd: Command) => {
+      // --hub / --state / --id may also be read by `agent` itself, depending on where they were written.
+      const parent = cmd.parent?.opts<{ hub?: string; state?: string; id?: string }>() ?? {};
       const hub = o.hub ?? parent.hub;
       const state = o.state ?? parent.state;
-      await enroll(token, { ...(hub !== undefined ? { hub } : {}), ...(state !== undefined ? { state } : {}) });
+      const id = o.id ?? parent.id;
+      await enroll(token, { ...(hub !== undefined ? { hub } : {}), ...(state !== undefined ? { state } : {}), ...(id !== undefined ? { id } : {}), label: o.label });
     });
 }

@@ -1,4 +1,4 @@
-/** `henge device add|list|show|label|rm` */
+/** `henge device add|enroll|key|accept|reject|list|show|label|rm` */
 import type { Command } from 'commander';
 import type { DeviceRecord, FieldDef } from '../../hub/domain/index.ts';
 import { parseAssignments, parseLabels } from '../assignments.ts';
@@ -87,27 +87,52 @@ export function registerDevice(program: Command): void {
 
   device
     .command('key <id>')
-    .description('issue a new DTLS key for a device (shown once); the old key stops working at once')
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .description('issue a new DTLS key for a device (shown once); the old key stops working at once, or after --grace')
+    .option('--grace <hours>', 'keep the old key valid this many hours (0-720) while the device is updated; it is retired as soon as the device uses the new one', '0')
+    .action(async (id: string, o: { grace: string }, cmd: Command) => {
       const env = await commandEnv(cmd);
-      const r = await env.client.request<{ device: string; key: string; keyId: string }>('POST', `/devices/${encodeURIComponent(id)}/key`, {});
-      if (env.json) printJson(r);
-      else process.stdout.write(keyLines(r.device, r.key, r.keyId));
+      const graceHours = Number(o.grace);
+      if (!Number.isInteger(graceHours) || graceHours < 0 || graceHours > 720) throw new CliError(`--grace must be 0..720 hours, got ${o.grace}`, ExitCode.Usage);
+      const r = await env.client.request<{ device: string; key: string; keyId: string; previous?: { keyId: string; until: number } }>(
+        'POST',
+        `/devices/${encodeURIComponent(id)}/key`,
+        { graceHours },
+      );
+      if (env.json) return printJson(r);
+      process.stdout.write(keyLines(r.device, r.key, r.keyId));
+      if (r.previous) process.stdout.write(`the old key [key id ${r.previous.keyId}] stays valid until ${formatTime(r.previous.until)}, or until the device uses the new one\n`);
     });
+
+  for (const [verb, what] of [
+    ['accept', 'accept a pending device (it enrolled itself with a provisioning token): its key then works'],
+    ['reject', 'reject a pending device: its key is deleted and its handshakes fail (henge device rm forgets it)'],
+  ] as const) {
+    device
+      .command(`${verb} <id>`)
+      .description(what)
+      .action(async (id: string, _o: unknown, cmd: Command) => {
+        const env = await commandEnv(cmd);
+        const r = await env.client.request<{ device: DeviceRecord; seq: number }>('POST', `/devices/${encodeURIComponent(id)}/${verb}`, {});
+        if (env.json) printJson(r);
+        else process.stdout.write(`${verb === 'accept' ? 'accepted' : 'rejected'} device ${id} (log seq ${r.seq})\n`);
+      });
+  }
 
   device
     .command('list')
     .alias('ls')
     .description('list devices')
     .option('--selector <selector>', 'only devices whose labels match, e.g. "site=a,role in (gw|sensor)"')
-    .action(async (o: { selector?: string }, cmd: Command) => {
+    .option('--pending', 'only devices waiting for admission (henge device accept|reject)')
+    .action(async (o: { selector?: string; pending?: boolean }, cmd: Command) => {
       const env = await commandEnv(cmd);
       const r = await env.client.request<{ devices: DeviceRecord[] }>('GET', `/devices${o.selector ? `?selector=${encodeURIComponent(o.selector)}` : ''}`);
-      if (env.json) return printJson(r.devices);
+      const devices = o.pending ? r.devices.filter((d) => d.admission === 'pending') : r.devices;
+      if (env.json) return printJson(devices);
       printTable(
-        ['ID', 'NAME', 'SCHEMA', 'LABELS'],
-        r.devices.map((d) => [d.id, d.name, d.schema ?? '-', formatLabels(d.labels) || '-']),
-        'no devices',
+        ['ID', 'NAME', 'SCHEMA', 'ADMISSION', 'LABELS'],
+        devices.map((d) => [d.id, d.name, d.schema ?? '-', d.admission ?? 'accepted', formatLabels(d.labels) || '-']),
+        o.pending ? 'no pending devices' : 'no devices',
       );
     });
 
@@ -127,6 +152,7 @@ export function registerDevice(program: Command): void {
       const lines = [
         `device   ${dev.id} (${dev.name})`,
         `schema   ${dev.schema ?? '-'}`,
+        `admitted ${dev.admission ?? 'accepted'}${dev.provisioning ? ` (enrolled itself with provisioning token ${dev.provisioning})` : ''}`,
         `labels   ${formatLabels(dev.labels) || '-'}`,
         `groups   ${config.groups.join(', ') || '-'}`,
         `version  ${config.version} (hash ${config.hash})`,

@@ -9,12 +9,14 @@ import type { AnySchema } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { DeviceRuntime, HubCore } from '../domain/index.ts';
 import { createVerifier, installAuth } from './auth.ts';
-import { FailureBudget } from './failure-budget.ts';
+import { FailureBudget } from '../security/failure-budget.ts';
 import { installErrorHandling } from './errors.ts';
 import type { HubMetrics } from './metrics.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import type { Keystore } from '../security/keystore.ts';
 import type { Enrollments } from '../security/enrollment.ts';
+import type { Provisioning } from '../security/provisioning.ts';
+import { provisioningRoutes } from './routes/provisioning.ts';
 import { eventRoutes } from './routes/events.ts';
 import { groupRoutes } from './routes/groups.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -53,6 +55,10 @@ export interface ApiOptions {
   readonly keystore?: Keystore;
   /** One-time enrollment tokens (coaps). */
   readonly enrollments?: Enrollments;
+  /** Fleet provisioning tokens (coaps). */
+  readonly provisioning?: Provisioning;
+  /** Serve HTTPS with this PEM certificate (chain) and key (see tls.ts); plain HTTP when left out. */
+  readonly https?: { readonly cert: string; readonly key: string };
 }
 
 /** Failed authentications (or authorizations) one address may make per minute. */
@@ -65,6 +71,8 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
     // One line per request at 10,000 writes/s is noise and CPU; errors and auth failures are logged.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // Spread, so the instance keeps the one server type the routes are written against: an https.Server is an http.Server to them.
+    ...(opts.https ? { https: { cert: opts.https.cert, key: opts.https.key, minVersion: 'TLSv1.2' as const } } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler());
   // Bodies are JSON only: anything else is 415, not a confusing validation error.
@@ -80,7 +88,7 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
   });
   app.addSchema(ErrorT);
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  // Guessing tokens costs time: failed authentications are limited per address (see failure-budget.ts).
+  // Guessing tokens costs time: failed authentications are limited per address (see hub/security/failure-budget.ts).
   installAuth(app, core, createVerifier(core), new FailureBudget(opts.authFailuresPerMinute ?? AUTH_FAILURES_PER_MINUTE));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -91,5 +99,6 @@ export async function createApi(core: HubCore, metrics: HubMetrics, opts: ApiOpt
   await app.register(schemaRoutes, { core });
   await app.register(eventRoutes, { core });
   await app.register(tokenRoutes, { core });
+  await app.register(provisioningRoutes, { core, ...(opts.provisioning ? { provisioning: opts.provisioning } : {}) });
   return app;
 }

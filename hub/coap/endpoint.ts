@@ -20,8 +20,8 @@ import {
   uriQuery,
 } from '../../protocol/coap.ts';
 import type { CoapMessage } from '../../protocol/coap.ts';
-import { ENROLL_IDENTITY_PREFIX, ENROLL_PATH, encodeEnrolled } from '../../protocol/enroll.ts';
-import type { Enrolled } from '../../protocol/enroll.ts';
+import { ENROLL_PATH, encodeEnrolled, isEnrollmentIdentity } from '../../protocol/enroll.ts';
+import type { EnrollOutcome } from '../security/credentials.ts';
 import { Resource, parseDevicePath } from '../../protocol/paths.ts';
 import { HengeError, NotFoundError, StoreUnavailableError } from '../errors.ts';
 import { flagDuplicate, recordAcks } from '../domain/commands.ts';
@@ -58,10 +58,10 @@ export interface EndpointLog {
 export interface EndpointOptions {
   readonly keepaliveS: number;
   /**
-   * Enrollment (coaps): uses up the token behind an `enroll.<id>` identity and returns what the device
-   * gets, or undefined when the token is gone, expired, or its device was removed.
+   * Enrollment (coaps): a session of an enrollment identity (`enroll.<id>` or `provision.<id>`) POSTs
+   * /enroll; this returns what the device gets, or why not (hub/security/credentials.ts).
    */
-  readonly enroll?: (identity: string) => Promise<Enrolled | undefined>;
+  readonly enroll?: (identity: string, payload: Buffer) => Promise<EnrollOutcome>;
   readonly log?: EndpointLog;
   readonly maxInflight?: number;
 }
@@ -231,10 +231,11 @@ export class CoapEndpoint {
       if (critical) return this.refuse(dedupKey, ex, from, '4.02', `unsupported critical option ${name}`);
     }
     const path = uriPath(msg);
-    if (from.identity?.startsWith(ENROLL_IDENTITY_PREFIX)) {
+    if (from.identity !== undefined && isEnrollmentIdentity(from.identity)) {
       // An enrollment session may do one thing: POST /enroll.
       if (path.length !== 1 || path[0] !== ENROLL_PATH || msg.code !== Method.Post || !this.opts.enroll) return this.forbid(dedupKey, ex, from);
-      return this.enroll(dedupKey, ex, from, from.identity);
+      if (msg.payload.length > MAX_REQUEST_PAYLOAD) return this.refuse(dedupKey, ex, from, '4.13', `at most ${MAX_REQUEST_PAYLOAD} bytes`);
+      return this.enroll(dedupKey, ex, from, from.identity, msg.payload);
     }
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') {
       if (msg.code !== Method.Get) return this.refuse(dedupKey, ex, from, '4.05', 'GET only');
@@ -296,15 +297,18 @@ export class CoapEndpoint {
     );
   }
 
-  private enroll(dedupKey: string | null, ex: Exchange, from: Peer, identity: string): void {
+  private enroll(dedupKey: string | null, ex: Exchange, from: Peer, identity: string, payload: Buffer): void {
     const enroll = this.opts.enroll;
     if (!enroll) return;
     // Answered once the key is durable; a retransmission meanwhile waits for that answer.
     if (dedupKey) this.remember(dedupKey, null);
-    enroll(identity).then(
-      (enrolled) => {
-        if (!enrolled) return this.forbid(dedupKey, ex, from);
-        this.reply(dedupKey, plainResponse(ex, '2.04', Buffer.from(encodeEnrolled(enrolled)), ContentFormat.Cbor), from);
+    enroll(identity, payload).then(
+      (outcome) => {
+        if ('refuse' in outcome) {
+          if (outcome.refuse === '4.03') this.counters.forbidden++;
+          return this.reply(dedupKey, plainResponse(ex, outcome.refuse, Buffer.from(outcome.message)), from);
+        }
+        this.reply(dedupKey, plainResponse(ex, '2.04', Buffer.from(encodeEnrolled(outcome)), ContentFormat.Cbor), from);
       },
       (err: unknown) => {
         this.opts.log?.error({ err, identity }, 'enrollment failed');

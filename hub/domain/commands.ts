@@ -90,6 +90,8 @@ export interface AddDeviceInput {
   readonly labels?: Readonly<Record<string, string>>;
   readonly schema?: string | null;
   readonly values?: Readonly<Record<string, ConfigValue>>;
+  /** A device that enrolled itself with a provisioning token: `pending`, unless the token's rule accepted it. */
+  readonly enrolledWith?: { readonly provisioning: string; readonly acceptedByRule: boolean };
 }
 
 export async function addDevice(core: HubCore, ctx: CommandContext, input: AddDeviceInput): Promise<CommandResult> {
@@ -104,9 +106,14 @@ export async function addDevice(core: HubCore, ctx: CommandContext, input: AddDe
   const schema = input.schema ? mustSchema(s, input.schema) : undefined;
   const violations = checkDevice({ id: input.id, values }, groupsForLabels(s, labels), schema);
   if (violations.length > 0) throw violationError(SchemaViolationError, violations, `device ${input.id} would have an invalid config`);
+  const via = input.enrolledWith;
   const events: EventData[] = [
-    { type: EventType.DeviceAdded, data: { device: input.id, name: input.name ?? input.id, labels, schema: input.schema ?? null } },
+    {
+      type: EventType.DeviceAdded,
+      data: { device: input.id, name: input.name ?? input.id, labels, schema: input.schema ?? null, ...(via ? { admission: 'pending', provisioning: via.provisioning } : {}) },
+    },
   ];
+  if (via?.acceptedByRule) events.push({ type: EventType.DeviceAdmitted, data: { device: input.id, decision: 'accepted', rule: via.provisioning } });
   const { changes } = applyPatch({}, values, false);
   if (changes.length > 0) events.push({ type: EventType.ValuesChanged, data: { device: input.id, changes } });
   return { ...(await core.commit(ctx, events)), warnings: [] };
@@ -407,10 +414,16 @@ export async function recordAcks(core: HubCore, acks: readonly DeviceAck[]): Pro
 }
 
 /** Records that a device got a new key (issued by the keystore); the event carries only the key's id. */
-export async function recordKeyIssued(core: HubCore, ctx: CommandContext, device: string, keyId: string): Promise<CommitResult> {
+export async function recordKeyIssued(
+  core: HubCore,
+  ctx: CommandContext,
+  device: string,
+  keyId: string,
+  previous?: { readonly keyId: string; readonly until: number },
+): Promise<CommitResult> {
   await core.ready();
   mustDevice(core.state, device);
-  return core.commit(ctx, [{ type: EventType.DeviceKeyIssued, data: { device, keyId } }]);
+  return core.commit(ctx, [{ type: EventType.DeviceKeyIssued, data: { device, keyId, ...(previous ? { previous: previous.keyId, previousUntil: previous.until } : {}) } }]);
 }
 
 /** Records that a one-time enrollment token was made for a device (its id only). */

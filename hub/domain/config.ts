@@ -21,6 +21,10 @@ export interface DeviceRecord {
   readonly values: Readonly<Record<string, ConfigValue>>;
   readonly createdAt: number;
   readonly updatedAt: number;
+  /** Absent: accepted. A device that enrolled itself is `pending` until a person or a rule admits it. */
+  readonly admission?: 'pending' | 'rejected';
+  /** The provisioning token a self-enrolled device used. */
+  readonly provisioning?: string;
 }
 
 export interface GroupRecord {

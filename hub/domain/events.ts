@@ -23,6 +23,13 @@ export const EventType = {
   AuthFailed: 'auth.failed',
   /** A one-time enrollment token was made for a device (named by its id; never the token). */
   EnrollmentCreated: 'device.enrollment_created',
+  /** A device's previous DTLS key stopped working (its grace period ended, or the device used its new key). */
+  DeviceKeyRetired: 'device.key_retired',
+  /** A person or a rule accepted or rejected a device that enrolled itself with a provisioning token. */
+  DeviceAdmitted: 'device.admitted',
+  /** A fleet-wide provisioning token was made (named by its id; never the token). */
+  ProvisioningCreated: 'provisioning.created',
+  ProvisioningRevoked: 'provisioning.revoked',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
@@ -33,11 +40,28 @@ export interface ValueChange {
   readonly to?: ConfigValue;
 }
 
+/** A device added by an admin is accepted; one that enrolled itself waits in `pending` for admission. */
+export const Admission = {
+  Accepted: 'accepted',
+  Pending: 'pending',
+  Rejected: 'rejected',
+} as const;
+export type Admission = (typeof Admission)[keyof typeof Admission];
+
 export type EventData =
   | { readonly type: typeof EventType.HubInitialized; readonly data: { readonly hubId: string; readonly incarnation: string } }
   | {
       readonly type: typeof EventType.DeviceAdded;
-      readonly data: { readonly device: string; readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly schema: string | null };
+      readonly data: {
+        readonly device: string;
+        readonly name: string;
+        readonly labels: Readonly<Record<string, string>>;
+        readonly schema: string | null;
+        /** Absent: accepted (added by an admin). `pending`: it enrolled itself and waits for admission. */
+        readonly admission?: typeof Admission.Pending;
+        /** The provisioning token it enrolled with. */
+        readonly provisioning?: string;
+      };
     }
   | {
       readonly type: typeof EventType.DeviceUpdated;
@@ -77,7 +101,30 @@ export type EventData =
       };
     }
   | { readonly type: typeof EventType.DuplicateIdentity; readonly data: { readonly device: string; readonly endpoints: readonly string[] } }
-  | { readonly type: typeof EventType.DeviceKeyIssued; readonly data: { readonly device: string; readonly keyId: string } }
+  | {
+      readonly type: typeof EventType.DeviceKeyIssued;
+      /** `previous`: the key it replaces stays valid until `previousUntil` (rotation with a grace period). */
+      readonly data: { readonly device: string; readonly keyId: string; readonly previous?: string; readonly previousUntil?: number };
+    }
+  | { readonly type: typeof EventType.DeviceKeyRetired; readonly data: { readonly device: string; readonly keyId: string; readonly reason: string } }
+  | {
+      readonly type: typeof EventType.DeviceAdmitted;
+      /** `rule`: the provisioning token whose rule decided; absent when a person did. */
+      readonly data: { readonly device: string; readonly decision: typeof Admission.Accepted | typeof Admission.Rejected; readonly rule?: string };
+    }
+  | {
+      readonly type: typeof EventType.ProvisioningCreated;
+      readonly data: {
+        readonly provisioning: string;
+        readonly name: string;
+        readonly expiresAt: number;
+        readonly labels: Readonly<Record<string, string>>;
+        readonly schema: string | null;
+        /** null: a person admits each device; else a label selector whose matches are accepted at once (`*`: all). */
+        readonly accept: string | null;
+      };
+    }
+  | { readonly type: typeof EventType.ProvisioningRevoked; readonly data: { readonly provisioning: string } }
   | { readonly type: typeof EventType.EnrollmentCreated; readonly data: { readonly device: string; readonly enrollment: string; readonly expiresAt: number } }
   | { readonly type: typeof EventType.AuthFailed; readonly data: { readonly ip: string; readonly reason: string; readonly method: string; readonly path: string } };
 

@@ -1,9 +1,10 @@
 /** The hub's domain: what the API layer may use. */
 export * from './commands.ts';
+export * from './admission.ts';
 export * from './queries.ts';
 export { HubCore, loadState, commitChannel } from './core.ts';
 export type { CommandContext, CommitResult, Committed, HubObserver } from './core.ts';
-export { EventType, isEventType } from './events.ts';
+export { Admission, EventType, isEventType } from './events.ts';
 export type { HengeEvent, ValueChange } from './events.ts';
 export type { DeviceRecord, GroupRecord, Provenance } from './config.ts';
 export { Layer } from './config.ts';

@@ -127,6 +127,9 @@ export function getGroup(core: HubCore, name: string): GroupRecord & { members: 
   return { ...g, members: [...core.state.groupMembers(name)].sort() };
 }
 
+/** Events only admins see: token and provisioning-token changes, failed authentications. */
+const ADMIN_EVENTS: ReadonlySet<string> = new Set([EventType.TokenCreated, EventType.TokenRevoked, EventType.AuthFailed, EventType.ProvisioningCreated, EventType.ProvisioningRevoked]);
+
 export interface EventFilter {
   /** Leave out the admin's history: token changes and failed authentications (for operator and viewer tokens). */
   readonly hideAdmin?: boolean;
@@ -181,7 +184,7 @@ export async function events(core: HubCore, f: EventFilter): Promise<EventPage> 
     scanned++;
     lastSeq = seq;
     const e = JSON.parse(json) as HengeEvent;
-    if (f.hideAdmin && (e.type === EventType.TokenCreated || e.type === EventType.TokenRevoked || e.type === EventType.AuthFailed)) continue;
+    if (f.hideAdmin && ADMIN_EVENTS.has(e.type)) continue;
     // A token's hash stays in the log (the views are rebuilt from it) but never leaves the hub.
     if (!eventMatches(e, f)) continue;
     out.push(e.type === EventType.TokenCreated ? { ...e, data: { ...e.data, hash: '' } } : e);

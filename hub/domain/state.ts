@@ -145,7 +145,17 @@ export class HubState {
         t.keys.add(ViewKey.meta);
         break;
       case EventType.DeviceAdded: {
-        const d: DeviceRecord = { id: e.data.device, name: e.data.name, labels: e.data.labels, schema: e.data.schema, values: {}, createdAt: e.time, updatedAt: e.time };
+        const d: DeviceRecord = {
+          id: e.data.device,
+          name: e.data.name,
+          labels: e.data.labels,
+          schema: e.data.schema,
+          values: {},
+          createdAt: e.time,
+          updatedAt: e.time,
+          ...(e.data.admission ? { admission: e.data.admission } : {}),
+          ...(e.data.provisioning ? { provisioning: e.data.provisioning } : {}),
+        };
         this.devices.set(d.id, d);
         this.updateMembership(d);
         t.keys.add(ViewKey.device(d.id));
@@ -270,10 +280,20 @@ export class HubState {
         t.keys.add(ViewKey.report(e.data.device));
         break;
       }
+      case EventType.DeviceAdmitted: {
+        const { admission: _was, ...prev } = this.mustDevice(e.data.device);
+        const d: DeviceRecord = { ...prev, ...(e.data.decision === 'rejected' ? { admission: 'rejected' as const } : {}), updatedAt: e.time };
+        this.devices.set(d.id, d);
+        t.keys.add(ViewKey.device(d.id));
+        break;
+      }
       case EventType.DeviceKeyIssued:
+      case EventType.DeviceKeyRetired:
       case EventType.AuthFailed:
       case EventType.EnrollmentCreated:
-        // History only (keys live in the keystore; auth failures are audit).
+      case EventType.ProvisioningCreated:
+      case EventType.ProvisioningRevoked:
+        // History only (keys and provisioning tokens live in the keystore; auth failures are audit).
         break;
       case EventType.DuplicateIdentity: {
         const prev = this.reports.get(e.data.device) ?? NO_REPORT;

@@ -30,12 +30,28 @@ interface StoredKey extends Sealed {
   /** Random id naming this key in events and logs (never derived from the key). */
   readonly keyId: string;
   readonly issuedAt: number;
+  /** The key this one replaced, still valid until `until` (rotation with a grace period). */
+  readonly previous?: Sealed & { readonly keyId: string; readonly until: number };
+}
+
+interface KeyEntry {
+  readonly stored: StoredKey;
+  readonly current: Buffer;
+  readonly previous: { readonly key: Buffer; readonly keyId: string; readonly until: number } | null;
+}
+
+/** The key a handshake is tried with, and whether it is the previous one (rotation grace period). */
+export interface KeyChoice {
+  readonly key: Buffer;
+  readonly previous: boolean;
 }
 
 export interface IssuedKey {
   /** The key, shown once: base64url text; its ASCII bytes are the PSK. */
   readonly key: string;
   readonly keyId: string;
+  /** The key it replaced, when that one stays valid for a grace period. */
+  readonly previous?: { readonly keyId: string; readonly until: number };
 }
 
 /** Reads the master key, or makes it (0600) when the data folder has none; refuses one others can read. */
@@ -64,9 +80,11 @@ async function masterKey(file: string): Promise<Buffer> {
 }
 
 export class Keystore {
-  private readonly keys = new Map<string, Buffer>();
+  private readonly keys = new Map<string, KeyEntry>();
   /** Called once a device's key was replaced or removed: its open sessions must end (they proved the old key). */
   onKeyChanged: (device: string) => void = () => undefined;
+  /** Called once a previous key stopped working, durably (grace over, or the device used its new key). */
+  onKeyRetired: (device: string, keyId: string, reason: string) => void = () => undefined;
 
   private constructor(
     readonly db: Level<string, string>,
@@ -83,8 +101,7 @@ export class Keystore {
     try {
       for await (const [k, v] of db.iterator({ gte: PREFIX, lt: 'k"' })) {
         const device = k.slice(PREFIX.length);
-        const stored = JSON.parse(v) as StoredKey;
-        ks.keys.set(device, Buffer.from(ks.unseal(device, stored), 'ascii'));
+        ks.keys.set(device, ks.entry(device, JSON.parse(v) as StoredKey));
       }
     } catch (err) {
       await db.close();
@@ -94,27 +111,102 @@ export class Keystore {
     return ks;
   }
 
+  private entry(device: string, stored: StoredKey): KeyEntry {
+    const p = stored.previous;
+    return {
+      stored,
+      current: Buffer.from(this.unseal(device, stored), 'ascii'),
+      previous: p ? { key: Buffer.from(this.unseal(device, p), 'ascii'), keyId: p.keyId, until: p.until } : null,
+    };
+  }
+
   async close(): Promise<void> {
     await this.db.close();
   }
 
   /** The PSK for an identity (a device id), or null. What the DTLS handshake asks. */
   pskFor(device: string): Buffer | null {
-    return this.keys.get(device) ?? null;
+    return this.choose(device)?.key ?? null;
   }
 
-  /** A new key for the device, durable before it is returned; the one it had stops working. */
-  async issue(device: string): Promise<IssuedKey> {
+  /**
+   * The key to try for a device's handshake. In a grace period both keys are valid but a handshake can
+   * prove only one: the previous one unless `previousFirst` is false (the caller flips it for a peer whose
+   * handshake failed on the key; hub/security/credentials.ts).
+   */
+  choose(device: string, previousFirst = true, now = Date.now()): KeyChoice | null {
+    const e = this.keys.get(device);
+    if (!e) return null;
+    if (previousFirst && e.previous && e.previous.until > now) return { key: e.previous.key, previous: true };
+    return { key: e.current, previous: false };
+  }
+
+  /** Whether the device has a previous key still in its grace period. */
+  inGrace(device: string, now = Date.now()): boolean {
+    const p = this.keys.get(device)?.previous;
+    return p !== null && p !== undefined && p.until > now;
+  }
+
+  /**
+   * A handshake of `device` completed with its new key: the device has it, so the previous one is retired
+   * at once rather than at the end of the grace period. Its sessions stay (the one that just proved the
+   * new key among them).
+   */
+  async proved(device: string): Promise<void> {
+    if (this.keys.get(device)?.previous) await this.retire(device, 'the device used its new key', false);
+  }
+
+  /** Drops every previous key whose grace period is over (durably); the hub runs it every minute. */
+  async retireExpired(now = Date.now()): Promise<number> {
+    let n = 0;
+    for (const [device, e] of [...this.keys]) {
+      if (e.previous && e.previous.until <= now) {
+        // The device never used its new key: every session it has proved the old one, and ends.
+        await this.retire(device, 'its grace period ended', true);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private async retire(device: string, reason: string, endSessions: boolean): Promise<void> {
+    const e = this.keys.get(device);
+    if (!e?.previous) return;
+    const { previous: old, ...rest } = e.stored;
+    await this.db.batch([{ type: 'put', key: PREFIX + device, value: JSON.stringify(rest) }], { sync: true });
+    // Only if nothing replaced the entry meanwhile.
+    if (this.keys.get(device) === e) this.keys.set(device, { stored: rest, current: e.current, previous: null });
+    if (old) {
+      if (endSessions) this.onKeyChanged(device);
+      this.onKeyRetired(device, old.keyId, reason);
+    }
+  }
+
+  /**
+   * A new key for the device, durable before it is returned. Without a grace period the key it had stops
+   * working at once (and its sessions end); with one, the old key stays valid until then.
+   */
+  async issue(device: string, graceMs = 0): Promise<IssuedKey> {
     const key = randomBytes(KEY_BYTES).toString('base64url');
     const keyId = randomBytes(6).toString('hex');
-    const stored: StoredKey = { keyId, ...this.seal(device, key), issuedAt: Date.now() };
+    const had = this.keys.get(device);
+    const until = Date.now() + graceMs;
+    const previous = graceMs > 0 && had ? { ...this.seal(device, had.current.toString('ascii')), keyId: had.stored.keyId, until } : undefined;
+    const stored: StoredKey = { keyId, ...this.seal(device, key), issuedAt: Date.now(), ...(previous ? { previous } : {}) };
     await this.db.batch([{ type: 'put', key: PREFIX + device, value: JSON.stringify(stored) }], { sync: true });
-    this.keys.set(device, Buffer.from(key, 'ascii'));
-    this.onKeyChanged(device);
-    return { key, keyId };
+    this.keys.set(device, {
+      stored,
+      current: Buffer.from(key, 'ascii'),
+      previous: previous && had ? { key: had.current, keyId: had.stored.keyId, until } : null,
+    });
+    // Sessions end when the key they proved stops working: at once without a grace period, and also when
+    // a rotation within a grace period drops the key before the previous one (the device reconnects).
+    if (!previous || had?.previous) this.onKeyChanged(device);
+    if (had?.previous) this.onKeyRetired(device, had.previous.keyId, 'a newer key was issued');
+    return { key, keyId, ...(previous ? { previous: { keyId: previous.keyId, until } } : {}) };
   }
 
-  /** Forgets the device's key (removed or decommissioned devices fail the handshake). */
+  /** Forgets the device's keys (removed or rejected devices fail the handshake). */
   async remove(device: string): Promise<void> {
     await this.db.batch([{ type: 'del', key: PREFIX + device }], { sync: true });
     this.keys.delete(device);

@@ -64,7 +64,7 @@ export async function startHubProcess(sandbox: Sandbox, args: readonly string[] 
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`hub did not start in ${timeoutMs} ms\nstdout: ${out}\nstderr: ${err}`)), timeoutMs);
     const check = (): void => {
-      const m = /API:\s+(http:\/\/\S+)/.exec(out);
+      const m = /API:\s+(https?:\/\/\S+)/.exec(out);
       if (m?.[1]) {
         clearTimeout(timer);
         resolve(m[1]);

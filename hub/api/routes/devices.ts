@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { addDevice, deviceState, effectiveConfig, fleet, getDevice, listDevices, recordEnrollmentCreated, recordKeyIssued, removeDevice, updateDevice } from '../../domain/index.ts';
+import { Admission, addDevice, admitDevice, deviceState, effectiveConfig, fleet, getDevice, listDevices, recordEnrollmentCreated, recordKeyIssued, removeDevice, updateDevice } from '../../domain/index.ts';
 import type { DeviceRuntime, HubCore } from '../../domain/index.ts';
 import { NotFoundError } from '../../errors.ts';
 import type { Keystore } from '../../security/keystore.ts';
@@ -17,10 +17,10 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: 
   { core, runtime, keystore, enrollments },
 ) => {
   /** A new DTLS key for the device: durable in the keystore, then named (by its id only) in the log. */
-  const issueKey = async (ctx: ReturnType<typeof commandContext>, device: string): Promise<{ key: string; keyId: string } | Record<string, never>> => {
+  const issueKey = async (ctx: ReturnType<typeof commandContext>, device: string, graceMs = 0): Promise<{ key: string; keyId: string } | Record<string, never>> => {
     if (!keystore) return {};
-    const issued = await keystore.issue(device);
-    await recordKeyIssued(core, ctx, device, issued.keyId);
+    const issued = await keystore.issue(device, graceMs);
+    await recordKeyIssued(core, ctx, device, issued.keyId, issued.previous);
     return issued;
   };
 
@@ -121,13 +121,51 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ core: HubCore; runtime?: 
 
   app.post(
     '/devices/:id/key',
-    { schema: { tags, summary: 'Issue a new DTLS key for the device (shown once); the old one stops working', params: IdParamT } },
+    {
+      schema: {
+        tags,
+        summary: 'Issue a new DTLS key for the device (shown once); the old one stops working at once, or after a grace period',
+        params: IdParamT,
+        body: Type.Optional(
+          Type.Object(
+            {
+              graceHours: Type.Optional(
+                Type.Integer({ minimum: 0, maximum: 720, description: 'hours the old key stays valid (default 0); it is retired earlier once the device uses its new key' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+    },
     async (req, reply) => {
       getDevice(core, req.params.id);
       if (!keystore) throw new NotFoundError('this hub has no device keystore (it runs without a coaps endpoint)', { device: req.params.id });
-      return reply.status(201).send({ device: req.params.id, ...(await issueKey(commandContext(req), req.params.id)) });
+      const issued = await issueKey(commandContext(req), req.params.id, (req.body?.graceHours ?? 0) * 3_600_000);
+      return reply.status(201).send({ device: req.params.id, ...issued });
     },
   );
+
+  for (const decision of [Admission.Accepted, Admission.Rejected] as const) {
+    app.post(
+      `/devices/:id/${decision === Admission.Accepted ? 'accept' : 'reject'}`,
+      {
+        schema: {
+          tags,
+          summary:
+            decision === Admission.Accepted
+              ? 'Accept a pending device (it enrolled itself with a provisioning token): its key then works'
+              : 'Reject a pending device: its key is deleted and its handshakes fail',
+          params: IdParamT,
+        },
+      },
+      async (req) => {
+        const r = await admitDevice(core, commandContext(req), req.params.id, decision);
+        if (decision === Admission.Rejected) await keystore?.remove(req.params.id);
+        return { device: getDevice(core, req.params.id), seq: r.seq };
+      },
+    );
+  }
 
   app.get(
     '/devices/:id/config',
