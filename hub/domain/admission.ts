@@ -7,6 +7,7 @@
 import { NotFoundError, NotPendingError } from '../errors.ts';
 import type { CommandContext, CommitResult, HubCore } from './core.ts';
 import { Admission, EventType } from './events.ts';
+import type { EventData } from './events.ts';
 import { matches, parseSelector } from './selector.ts';
 
 /** Accepts or rejects a pending device. A rejected device's handshakes fail from then on. */
@@ -39,14 +40,8 @@ export async function recordKeyRetired(core: HubCore, device: string, keyId: str
   return core.commit({ actor: 'hub', reason }, [{ type: EventType.DeviceKeyRetired, data: { device, keyId, reason } }]);
 }
 
-export interface ProvisioningRecord {
-  readonly provisioning: string;
-  readonly name: string;
-  readonly expiresAt: number;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly schema: string | null;
-  readonly accept: string | null;
-}
+/** What the log records of a fleet provisioning token (never its secret). */
+export type ProvisioningRecord = Extract<EventData, { readonly type: typeof EventType.ProvisioningCreated }>['data'];
 
 export async function recordProvisioningCreated(core: HubCore, ctx: CommandContext, p: ProvisioningRecord): Promise<CommitResult> {
   await core.ready();
