@@ -93,6 +93,16 @@ async function eventsOf(device: string): Promise<HengeEvent[]> {
   return (await readEvents(hub.core, { device, limit: 100 })).events;
 }
 
+/** The device's first event of `type`, waiting for it (retiring a key is recorded after the handshake). */
+async function eventOf(device: string, type: string): Promise<HengeEvent | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const e = (await eventsOf(device)).find((x) => x.type === type);
+    if (e) return e;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return undefined;
+}
+
 test('provisioning - a device enrolls itself, waits pending (its handshake fails), and works once a person accepts it', { timeout: 30_000 }, async () => {
   const { token } = await provisioningToken({ name: 'line-1', labels: { line: '1' } });
   const r = await enrollWith(token, 'fab-0001', { model: 'thermo-v2' });
@@ -196,7 +206,7 @@ test('rotation - with a grace period both keys work; the new key, once used, ret
   let ok = await works('rot-1', rotated.json.key);
   if (!ok) ok = await works('rot-1', rotated.json.key);
   assert.equal(ok, true, 'the new key works within two attempts');
-  const retired = (await eventsOf('rot-1')).find((e) => e.type === 'device.key_retired');
+  const retired = await eventOf('rot-1', 'device.key_retired');
   assert.ok(retired && retired.type === 'device.key_retired');
   assert.equal(retired.data.keyId, first.keyId);
   assert.match(retired.data.reason, /new key/);
@@ -215,14 +225,7 @@ test('rotation - the old key stops working when its grace period ends', { timeou
   assert.equal(await hub.keystore.retireExpired(Date.now() + 3_600_001), 1);
   assert.equal(await works('rot-2', first.key), false);
   assert.equal(await works('rot-2', second.key), true);
-  const retired = await (async () => {
-    for (let i = 0; i < 50; i++) {
-      const e = (await eventsOf('rot-2')).find((x) => x.type === 'device.key_retired');
-      if (e) return e;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return undefined;
-  })();
+  const retired = await eventOf('rot-2', 'device.key_retired');
   assert.ok(retired && retired.type === 'device.key_retired');
   assert.match(retired.data.reason, /grace/);
 });
