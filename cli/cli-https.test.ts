@@ -140,6 +140,14 @@ describe('https - the hub command line', () => {
     assert.match(r.stderr, /--no-https on 0\.0\.0\.0: admin tokens would cross the network in clear/);
   });
 
+  test('hub flags - --handshakes-per-address outside 1..256 is refused before anything starts', async () => {
+    for (const bad of ['0', '257', 'x']) {
+      const r = await runCli(sb, ['hub', '--data', join(sb.dir, 'data-hpa'), '--handshakes-per-address', bad, '--port', '0', '--coaps-port', '0', '--no-mdns']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--handshakes-per-address must be 1\.\.256/);
+    }
+  });
+
   test('https - --tls-cert and --tls-key go together', async () => {
     const r = await runCli(sb, ['hub', '--data', join(sb.dir, 'data'), '--tls-cert', join(sb.dir, 'c.pem'), '--port', '0', '--no-mdns']);
     assert.equal(r.code, 2);

@@ -54,6 +54,11 @@ export interface HubOptions {
     readonly keepaliveS?: number;
     /** Enrollment handshakes one address may start per minute (default 10). */
     readonly enrollPerMinute?: number;
+    /**
+     * DTLS handshakes one IP address may have in progress (default 4). Raise it when many devices share
+     * one address (behind NAT, or a simulator).
+     */
+    readonly handshakesPerAddress?: number;
   };
   /**
    * Serve the API over HTTPS: with the given PEM certificate and key, or else a self-signed pair made on the
@@ -155,6 +160,7 @@ export async function startHub(opts: HubOptions = {}): Promise<RunningHub> {
         onHandshake: (e) => creds.handshakeDone(e.identity, e.peer, e.outcome),
         ...(opts.coaps.handshakeMs !== undefined ? { handshakeMs: opts.coaps.handshakeMs } : {}),
         ...(opts.coaps.idleMs !== undefined ? { idleMs: opts.coaps.idleMs } : {}),
+        ...(opts.coaps.handshakesPerAddress !== undefined ? { maxHandshakesPerAddress: opts.coaps.handshakesPerAddress } : {}),
         onError: (err) => log?.warn({ err }, 'coaps socket error'),
         ...(log ? { log } : {}),
       });

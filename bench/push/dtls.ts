@@ -15,7 +15,8 @@ export function dtlsMethod(): string[] {
     `  (issued by the hub's keystore, passed to the simulator). Ratios DTLS / plain use the medians (p99 for latency) of`,
     `  the same run. Handshakes per second: N devices starting at once (200 registrations in flight), from the first`,
     `  ClientHello to the last registration answered, so each counts a cookie exchange, a PSK handshake and a CoAP`,
-    `  registration; the hub allows 256 handshakes in progress. Memory per DTLS session: the hub's RSS (and heap) per`,
+    `  registration; the hub allows 256 handshakes in progress, all of them from the simulator's one address (the`,
+    `  per-address cap, 4 by default, is raised to 256 as \`--handshakes-per-address\` does for a NAT). Memory per DTLS session: the hub's RSS (and heap) per`,
     `  observing device over DTLS minus the same over plain CoAP.`,
   ];
 }

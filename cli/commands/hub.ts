@@ -15,6 +15,7 @@ interface HubFlags {
   insecure: boolean;
   coapsPort: string;
   coaps: boolean;
+  handshakesPerAddress: string;
   mdns: boolean;
   keepalive: string;
   host: string;
@@ -111,7 +112,11 @@ async function run(flags: HubFlags): Promise<void> {
   const keepaliveS = Number(flags.keepalive);
   if (!Number.isInteger(keepaliveS) || keepaliveS < 5 || keepaliveS > 3600) throw new CliError(`--keepalive must be 5..3600 seconds, got ${flags.keepalive}`, ExitCode.Usage);
   const coap = flags.insecure ? { port: parsePort(flags.coapPort), host: flags.coapHost, keepaliveS, advertise: flags.mdns } : undefined;
-  const coaps = flags.coaps ? { port: parsePort(flags.coapsPort), host: flags.coapHost, keepaliveS, advertise: flags.mdns } : undefined;
+  const perAddress = Number(flags.handshakesPerAddress);
+  if (!Number.isInteger(perAddress) || perAddress < 1 || perAddress > 256) {
+    throw new CliError(`--handshakes-per-address must be 1..256, got ${flags.handshakesPerAddress}`, ExitCode.Usage);
+  }
+  const coaps = flags.coaps ? { port: parsePort(flags.coapsPort), host: flags.coapHost, keepaliveS, advertise: flags.mdns, handshakesPerAddress: perAddress } : undefined;
   if (!coap && !coaps) throw new CliError('--no-coaps without --insecure leaves devices no endpoint', ExitCode.Usage);
   const tls = apiTls(flags);
   const hub = await startHub({ data: flags.data, host: flags.host, port: parsePort(flags.port), logger, tls, ...(coap ? { coap } : {}), ...(coaps ? { coaps } : {}) }).catch(async (err: unknown) => {
@@ -183,6 +188,7 @@ export function registerHub(program: Command): void {
     .option('--insecure', 'also serve devices over plain CoAP (no encryption, no device authentication), and allow --no-https beyond loopback: on a network you trust')
     .option('--coaps-port <n>', 'UDP port of the DTLS device endpoint (0 picks a free one)', String(DEFAULT_COAPS_PORT))
     .option('--no-coaps', 'no DTLS device endpoint (and no device keys are issued)')
+    .option('--handshakes-per-address <n>', 'DTLS handshakes one IP address may have in progress (1-256); raise it when many devices reach the hub through one NAT address', '4')
     .option('--no-mdns', 'do not advertise the hub over mDNS/DNS-SD (devices then need --hub)')
     .option('--keepalive <seconds>', 'how often devices re-register; offline after three missed', '60')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (logs are JSON on stderr)', 'info')
