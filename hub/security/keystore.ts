@@ -81,6 +81,8 @@ async function masterKey(file: string): Promise<Buffer> {
 
 export class Keystore {
   private readonly keys = new Map<string, KeyEntry>();
+  /** Key changes run one at a time: each reads the entry it replaces, so none may overwrite a newer one. */
+  private queue: Promise<unknown> = Promise.resolve();
   /** Called once a device's key was replaced or removed: its open sessions must end (they proved the old key). */
   onKeyChanged: (device: string) => void = () => undefined;
   /** Called once a previous key stopped working, durably (grace over, or the device used its new key). */
@@ -169,13 +171,23 @@ export class Keystore {
     return n;
   }
 
-  private async retire(device: string, reason: string, endSessions: boolean): Promise<void> {
+  /** Runs `change` after every change queued before it (a failed one does not stop the queue). */
+  private serial<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(change, change);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private retire(device: string, reason: string, endSessions: boolean): Promise<void> {
+    return this.serial(() => this.retireNow(device, reason, endSessions));
+  }
+
+  private async retireNow(device: string, reason: string, endSessions: boolean): Promise<void> {
     const e = this.keys.get(device);
     if (!e?.previous) return;
     const { previous: old, ...rest } = e.stored;
     await this.db.batch([{ type: 'put', key: PREFIX + device, value: JSON.stringify(rest) }], { sync: true });
-    // Only if nothing replaced the entry meanwhile.
-    if (this.keys.get(device) === e) this.keys.set(device, { stored: rest, current: e.current, previous: null });
+    this.keys.set(device, { stored: rest, current: e.current, previous: null });
     if (old) {
       if (endSessions) this.onKeyChanged(device);
       this.onKeyRetired(device, old.keyId, reason);
@@ -186,7 +198,11 @@ export class Keystore {
    * A new key for the device, durable before it is returned. Without a grace period the key it had stops
    * working at once (and its sessions end); with one, the old key stays valid until then.
    */
-  async issue(device: string, graceMs = 0): Promise<IssuedKey> {
+  issue(device: string, graceMs = 0): Promise<IssuedKey> {
+    return this.serial(() => this.issueNow(device, graceMs));
+  }
+
+  private async issueNow(device: string, graceMs: number): Promise<IssuedKey> {
     const key = randomBytes(KEY_BYTES).toString('base64url');
     const keyId = randomBytes(6).toString('hex');
     const had = this.keys.get(device);
@@ -207,10 +223,12 @@ export class Keystore {
   }
 
   /** Forgets the device's keys (removed or rejected devices fail the handshake). */
-  async remove(device: string): Promise<void> {
-    await this.db.batch([{ type: 'del', key: PREFIX + device }], { sync: true });
-    this.keys.delete(device);
-    this.onKeyChanged(device);
+  remove(device: string): Promise<void> {
+    return this.serial(async () => {
+      await this.db.batch([{ type: 'del', key: PREFIX + device }], { sync: true });
+      this.keys.delete(device);
+      this.onKeyChanged(device);
+    });
   }
 
   /** Encrypts ASCII `text` under the master key, bound to `owner`. */
