@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeConfig } from '../cli/config.ts';
-import { DEFAULT_API_PORT, DEFAULT_COAP_PORT } from '../hub/defaults.ts';
+import { DEFAULT_API_PORT, DEFAULT_COAPS_PORT } from '../hub/defaults.ts';
 import { startHub } from '../hub/hub.ts';
 import type { RunningHub } from '../hub/hub.ts';
 import { addDevice, defineGroup, publishSchema } from '../hub/domain/index.ts';
@@ -40,9 +40,10 @@ function usage(): never {
 }
 
 async function start(dir: string): Promise<RunningHub> {
-  const opts = (api: number, coap: number) => ({ data: join(dir, 'hub'), host: '127.0.0.1', port: api, coap: { port: coap, host: '127.0.0.1' } });
+  // coaps, as a real hub: every simulated device has its own key (the simulator asks the API for them).
+  const opts = (api: number, coaps: number) => ({ data: join(dir, 'hub'), host: '127.0.0.1', port: api, coaps: { port: coaps, host: '127.0.0.1' } });
   try {
-    return await startHub(opts(DEFAULT_API_PORT, DEFAULT_COAP_PORT));
+    return await startHub(opts(DEFAULT_API_PORT, DEFAULT_COAPS_PORT));
   } catch (err) {
     // The usual ports are taken (a hub is running already?): any free ones will do.
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
@@ -87,9 +88,13 @@ async function main(): Promise<void> {
   const cliConfig = join(dir, 'cli.json');
   await writeConfig({ url: hub.url, token }, cliConfig);
 
-  const coap = `127.0.0.1:${String(hub.coapPort)}`;
-  const sim = spawn(process.execPath, [HENGE, 'sim', '--devices', String(devices), '--prefix', 'demo-', '--hub', coap, '--every', '0'], {
+  const coaps = `127.0.0.1:${String(hub.coapsPort)}`;
+  // The device nobody simulates gets a key here, for trying libcoap's client against it.
+  const extraKey = hub.keystore ? (await hub.keystore.issue('demo-extra')).key : '';
+  const sim = spawn(process.execPath, [HENGE, 'sim', '--devices', String(devices), '--prefix', 'demo-', '--hub', coaps, '--coaps', '--every', '0'], {
     cwd: ROOT,
+    // The demo's own hub and token, whatever the shell has set.
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'HENGE_URL' && k !== 'HENGE_TOKEN')), HENGE_CONFIG: cliConfig },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   for (const stream of [sim.stdout, sim.stderr]) {
@@ -102,7 +107,7 @@ async function main(): Promise<void> {
       '',
       `henge demo: a hub and ${devices} simulated devices (${first}..) in a separate process`,
       `  API   ${hub.url}   (OpenAPI docs: ${hub.url}/docs)`,
-      `  CoAP  coap://${coap}   (plain CoAP)`,
+      `  CoAPS coaps://${coaps}   (DTLS 1.2 PSK: each device has its own key)`,
       `  data  ${dir}   (removed when the demo stops)`,
       '',
       'Try, in another terminal in this folder:',
@@ -113,8 +118,8 @@ async function main(): Promise<void> {
       `  ${henge} set ${first} mode=off`,
       `  ${henge} get ${first} --provenance           # which layer set each value`,
       `  ${henge} history -n 5`,
-      `  coap-client-notls -m get coap://${coap}/.well-known/core          (Debian package libcoap3-bin)`,
-      `  coap-client-notls -m get -s 60 coap://${coap}/d/demo-extra/c      (observe a device nobody simulates; then`,
+      `  coap-client-openssl -u demo-extra -k ${extraKey} -m get -s 60 coaps://${coaps}/d/demo-extra/c`,
+      `      (Debian package libcoap3-bin: observe a device nobody simulates, with its key; then`,
       `      ${henge} set demo-extra mode=off   and a notification arrives; the payload is CBOR)`,
       '',
       'Ctrl-C stops the demo.',

@@ -8,7 +8,8 @@ import { CliError, ExitCode } from '../exit.ts';
 
 interface SimFlags {
   devices: string;
-  hub: string;
+  hub?: string;
+  coaps?: boolean;
   prefix: string;
   add?: boolean;
   label: string[];
@@ -23,6 +24,8 @@ const PREFIX = /^[a-z0-9][a-z0-9-]*$/;
 const STATUSES = ['applied', 'rejected', 'failed', 'reverted'] as const;
 const MAX_DEVICES = 100_000;
 const ADD_CONCURRENCY = 16;
+/** Devices starting at once over coaps: a hub's default cap of handshakes in progress per address. */
+const COAPS_START_WINDOW = 4;
 
 /** `sim-001` … `sim-050`: 1-based, zero-padded to at least 3 digits so ids sort. */
 export function simIds(prefix: string, count: number): string[] {
@@ -52,6 +55,23 @@ async function addMissing(client: HubClient, ids: readonly string[], labels: Rec
   return added;
 }
 
+/** A new DTLS key for every device, through the REST API (admin): the simulator then talks coaps. */
+async function issueKeys(client: HubClient, ids: readonly string[]): Promise<Map<string, string>> {
+  const keys = new Map<string, string>();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < ids.length; i = next++) {
+      const id = ids[i];
+      if (id === undefined) break;
+      const r = await client.request<{ key?: string }>('POST', `/devices/${encodeURIComponent(id)}/key`, {});
+      if (r.key === undefined) throw new CliError(`the hub issued no key for ${id}: does it run with coaps?`, ExitCode.Failure);
+      keys.set(id, r.key);
+    }
+  };
+  await Promise.all(Array.from({ length: ADD_CONCURRENCY }, () => worker()));
+  return keys;
+}
+
 async function run(flags: SimFlags, cmd: Command): Promise<void> {
   const count = Number(flags.devices);
   if (!Number.isInteger(count) || count < 1 || count > MAX_DEVICES) throw new CliError(`--devices must be 1..${MAX_DEVICES}, got ${flags.devices}`, ExitCode.Usage);
@@ -70,9 +90,11 @@ async function run(flags: SimFlags, cmd: Command): Promise<void> {
   }
   // Loaded here: other verbs should not pay for the simulator.
   const { Simulator, HubAddressError, SPARE_FILES, openFileLimit, parseHubAddress } = await import('../../sim/index.ts');
+  const { DEFAULT_COAP_PORT, DEFAULT_COAPS_PORT } = await import('../../hub/defaults.ts');
+  const hubText = flags.hub ?? `127.0.0.1:${flags.coaps ? DEFAULT_COAPS_PORT : DEFAULT_COAP_PORT}`;
   const hub = ((): HubAddress => {
     try {
-      return parseHubAddress(flags.hub);
+      return parseHubAddress(hubText, flags.coaps ? DEFAULT_COAPS_PORT : DEFAULT_COAP_PORT);
     } catch (err) {
       if (err instanceof HubAddressError) throw new CliError(err.message, ExitCode.Usage);
       throw err;
@@ -94,10 +116,19 @@ async function run(flags: SimFlags, cmd: Command): Promise<void> {
     process.stderr.write(`added ${added} devices (${count - added} existed already)\n`);
   }
 
-  const sim = new Simulator({ hub, ackStatus: status as 0 | 1 | 2 | 3 });
+  let keys: Map<string, string> | undefined;
+  if (flags.coaps) {
+    const env = await commandEnv(cmd);
+    process.stderr.write(`issuing a new DTLS key for each of the ${count} devices through ${env.client.conn.url} (their old keys stop working)\n`);
+    keys = await issueKeys(env.client, ids);
+  }
+  const keyMap = keys;
+  // Over coaps every device comes from this one address, and a hub allows 4 handshakes in progress per
+  // address by default: starting 4 at a time keeps them all within that.
+  const sim = new Simulator({ hub, ackStatus: status as 0 | 1 | 2 | 3, ...(keyMap ? { keyOf: (id: string) => keyMap.get(id), startWindow: COAPS_START_WINDOW } : {}) });
   const t0 = Date.now();
   await sim.start(ids);
-  process.stderr.write(`simulating ${count} devices (${ids[0] ?? ''}..${ids[ids.length - 1] ?? ''}) against coap://${flags.hub}; Ctrl-C stops\n`);
+  process.stderr.write(`simulating ${count} devices (${ids[0] ?? ''}..${ids[ids.length - 1] ?? ''}) against ${flags.coaps ? 'coaps' : 'coap'}://${hubText}; Ctrl-C stops\n`);
 
   let last = { observing: -1, applied: 0, acked: 0, retransmissions: 0, timeouts: 0 };
   const tick = (force: boolean): void => {
@@ -112,7 +143,7 @@ async function run(flags: SimFlags, cmd: Command): Promise<void> {
         `acked ${now.acked} (+${now.acked - last.acked}), retransmissions ${now.retransmissions}, timeouts ${now.timeouts}` +
         (c.registrationFailures > 0 ? `, registrations refused or lost ${c.registrationFailures}` : '') +
         (c.ackErrors > 0 ? `, acks refused ${c.ackErrors}` : '') +
-        (c.socketErrors > 0 ? `, socket errors ${c.socketErrors} (nothing listens at ${flags.hub}?)` : ''),
+        (c.socketErrors > 0 ? `, socket errors ${c.socketErrors} (nothing listens at ${hubText}?)` : ''),
       { t: s, devices: count, registered: now.observing, notified: now.applied, acked: now.acked, retransmissions: now.retransmissions, timeouts: now.timeouts, registrationFailures: c.registrationFailures, ackErrors: c.ackErrors, socketErrors: c.socketErrors },
     );
     last = now;
@@ -144,9 +175,10 @@ async function run(flags: SimFlags, cmd: Command): Promise<void> {
 export function registerSim(program: Command): void {
   program
     .command('sim')
-    .description('simulate many devices in this process against a hub (CoAP): they register, apply every change and ack it')
+    .description('simulate many devices in this process against a hub (CoAP or coaps): they register, apply every change and ack it')
     .requiredOption('--devices <n>', 'how many devices')
-    .option('--hub <host[:port]>', 'hub CoAP address: host, host:port, [IPv6]:port (port 5683 when left out)', '127.0.0.1:5683')
+    .option('--hub <host[:port]>', 'hub device endpoint: host, host:port, [IPv6]:port (default 127.0.0.1, port 5684 with --coaps, else 5683)')
+    .option('--coaps', 'talk coaps (DTLS 1.2 PSK): first issue a new key for every simulated device through the REST API (an admin token; their old keys stop working)')
     .option('--prefix <text>', 'device ids are <prefix>001, <prefix>002, ...', 'sim-')
     .option('--add', 'first add, through the REST API, the devices the hub does not have yet (--url/--token, HENGE_URL/HENGE_TOKEN or the CLI config)')
     .option('-l, --label <key=value>', 'with --add: a label for the added devices; repeat for more', collect, [])
