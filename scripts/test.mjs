@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const SKIP = new Set(['node_modules', '.git', '.henge', 'scratch', 'firmware-libcoap']);
+const SKIP = new Set(['node_modules', '.git', '.henge', 'scratch', 'build']);
 
 function findTests(dir, out = []) {
   for (const name of readdirSync(dir)) {
