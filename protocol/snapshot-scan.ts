@@ -49,6 +49,18 @@ function isProto(b: Uint8Array, from: number, to: number): boolean {
   return true;
 }
 
+/** A config key (CONFIG_KEY_PATTERN in snapshot.ts: `[A-Za-z_][A-Za-z0-9_-]{0,63}`), not `__proto__`. */
+function configKey(b: Uint8Array, from: number, to: number): boolean {
+  const n = to - from;
+  if (n < 1 || n > 64 || isProto(b, from, to)) return false;
+  for (let i = from; i < to; i++) {
+    const c = b[i] ?? 0;
+    const letter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
+    if (!letter && (i === from || !((c >= 0x30 && c <= 0x39) || c === 0x2d))) return false;
+  }
+  return true;
+}
+
 /**
  * True, with `out` filled, when `b[start, end)` is a snapshot in the hub's layout that decodeSnapshot
  * accepts with this version, hash and incarnation; false when it cannot tell (decode it then).
@@ -83,7 +95,7 @@ export function scanSnapshot(b: Uint8Array, start: number, end: number, out: Sca
     const klen = arg(b, at, kh & 0x1f, end);
     if (klen < 0) return false;
     at += headLength(kh & 0x1f);
-    if (at + klen > end || !ascii(b, at, at + klen) || isProto(b, at, at + klen)) return false;
+    if (at + klen > end || !configKey(b, at, at + klen)) return false;
     at += klen;
     // value: integer, text, boolean or finite float
     if (at >= end) return false;

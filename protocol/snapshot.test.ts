@@ -256,6 +256,10 @@ test('snapshot - decode refuses shapes that only look like maps', () => {
     ['values as an array', envelope(['a', 'b'])],
     ['values as bytes', envelope(Uint8Array.of(1, 2))],
     ['values with an integer key', envelope(new Map<number, CborValue>([[5, 'x']]))],
+    ['a key starting with a digit', envelope({ '1a': 1 })],
+    ['a key with a dot', envelope({ 'a.b': 1 })],
+    ['a key longer than 64', envelope({ [`k${'x'.repeat(64)}`]: 1 })],
+    ['an empty key', envelope({ '': 1 })],
   ];
   for (const [what, bytes] of cases) assert.throws(() => decodeSnapshot(bytes), SnapshotDecodeError, what);
 });

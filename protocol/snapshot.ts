@@ -141,6 +141,8 @@ function encodeEnvelope(s: Snapshot, values: Uint8Array): Uint8Array {
 const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
 
 const MAX_SNAPSHOT_FIELDS = 256;
+/** Config keys (docs/protocol.md, "Limits"): a letter or `_` first, then letters, digits, `_` and `-`; up to 64. */
+export const CONFIG_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 /** A decoded CBOR integer as a JS number, when it is one and fits exactly. */
 function asInteger(v: unknown): number | undefined {
@@ -183,7 +185,7 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   const values: Record<string, ConfigValue> = {};
   for (const [k, v] of rawValues as Map<unknown, unknown>) {
     const value = asConfigValue(v);
-    if (typeof k !== 'string' || k === '__proto__') throw new SnapshotDecodeError(`snapshot value key ${String(k)} is not a config key`);
+    if (typeof k !== 'string' || k === '__proto__' || !CONFIG_KEY_PATTERN.test(k)) throw new SnapshotDecodeError(`snapshot value key ${String(k)} is not a config key`);
     if (value === undefined) throw new SnapshotDecodeError(`snapshot value ${k} is not a scalar`);
     values[k] = value;
   }

@@ -100,9 +100,13 @@ static bool key_char(uint8_t c, bool first) {
   return (c >= '0' && c <= '9') || c == '-';
 }
 
-/* [A-Za-z_][A-Za-z0-9_-]{0,63} */
+/* The largest integer a config value may hold (docs/protocol.md, "Limits"): 2^53 - 1. */
+#define HENGE_MAX_SAFE_INT 9007199254740991ull
+
+/* [A-Za-z_][A-Za-z0-9_-]{0,63}, and not the reserved `__proto__` (docs/protocol.md, "Limits"). */
 static bool valid_key(const uint8_t *k, size_t len) {
   if (len == 0 || len > 64) return false;
+  if (len == 9 && memcmp(k, "__proto__", 9) == 0) return false;
   for (size_t i = 0; i < len; i++)
     if (!key_char(k[i], i == 0)) return false;
   return true;
@@ -129,18 +133,14 @@ static henge_status read_value(decoder *d, henge_field *f, bool store) {
   if (henge_cbor_read_head(&d->r, &h) != HENGE_OK) return fail(d, HENGE_E_CBOR, HENGE_MSG("the snapshot is not well-formed CBOR"));
   switch (h.major) {
     case HENGE_CBOR_UINT:
-      if (h.arg > (uint64_t)INT64_MAX) {
-        over_limit(d, HENGE_MSG("an integer value is beyond this device's 64-bit range"));
-        return HENGE_OK;
-      }
+      /* docs/protocol.md, "Limits": integers are within ±(2^53 - 1), what the hub can hold. */
+      if (h.arg > HENGE_MAX_SAFE_INT) return fail(d, HENGE_E_SNAPSHOT, HENGE_MSG("an integer value is beyond ±(2^53 - 1)"));
       f->type = HENGE_INT;
       f->v.i = (int64_t)h.arg;
       return HENGE_OK;
     case HENGE_CBOR_NEGINT:
-      if (h.arg > (uint64_t)INT64_MAX) {
-        over_limit(d, HENGE_MSG("an integer value is beyond this device's 64-bit range"));
-        return HENGE_OK;
-      }
+      /* -1 - arg >= -(2^53 - 1) */
+      if (h.arg > HENGE_MAX_SAFE_INT - 1u) return fail(d, HENGE_E_SNAPSHOT, HENGE_MSG("an integer value is beyond ±(2^53 - 1)"));
       f->type = HENGE_INT;
       f->v.i = -1 - (int64_t)h.arg;
       return HENGE_OK;

@@ -1,5 +1,6 @@
 /** Naming rules for devices, groups, schemas, labels and config keys (DESIGN.md, "Data model"). */
 import { DEVICE_ID_PATTERN } from '../../protocol/paths.ts';
+import { CONFIG_KEY_PATTERN } from '../../protocol/snapshot.ts';
 import { InvalidIdError, ValidationError } from '../errors.ts';
 
 /** Device, group and schema ids: lowercase, digits and dashes, 1–63 characters, not starting with a dash. */
@@ -8,8 +9,8 @@ export const ID_PATTERN = DEVICE_ID_PATTERN;
 export const LABEL_KEY_PATTERN = /^[a-z0-9][a-z0-9._/-]{0,62}$/;
 /** Label values: up to 63 of letters, digits, `.`, `_`, `-`; may be empty. */
 export const LABEL_VALUE_PATTERN = /^[A-Za-z0-9._-]{0,63}$/;
-/** Config keys: a letter or `_` first, then letters, digits, `_` and `-`; up to 64 characters. */
-export const CONFIG_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+/** Config keys: a letter or `_` first, then letters, digits, `_` and `-`; up to 64 characters (the wire's rule). */
+export { CONFIG_KEY_PATTERN };
 
 /** Names that JavaScript objects treat specially; refused as config keys so they can never be lost. */
 export const RESERVED_CONFIG_KEYS: ReadonlySet<string> = new Set(['__proto__']);
