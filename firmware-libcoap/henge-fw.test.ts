@@ -143,7 +143,8 @@ function story(secure: boolean): void {
       await cli('set', id, 'led=true', 'blink_ms=250', `blob=${blob}`);
       await waitFor('the blob in the file', async () => ((await readJson(out))?.['blob'] === blob ? true : undefined), 10_000);
       assert.equal(await readText(out), expect({ mode: 'cool', led: true, blink_ms: 250, blob }));
-      assert.equal(await readText(led), 'blink 250\n');
+      // The LED file is written just after --out (and state.json): wait for it rather than race it.
+      await waitFor('the LED blinking', async () => ((await readText(led)) === 'blink 250\n' ? true : undefined));
       const applied = fw.logs().filter((l) => l.msg === 'applied').at(-1);
       assert.ok(applied && (applied['bytes'] as number) > 2048 && applied['blockwise'] === true, JSON.stringify(applied));
       await converged(id);

@@ -1,3 +1,9 @@
+/*
+ * fsutil.c: atomic writes, the state folder's lock, the device key (fsutil.h).
+ *
+ * Every function that can fail returns an fw_status, with errno or a message in `err` saying why. One
+ * cannot fail and answers a question: alive() (is a process still there).
+ */
 #include "fsutil.h"
 
 #include <errno.h>
@@ -11,26 +17,26 @@
 #include <time.h>
 #include <unistd.h>
 
-int fw_mkdirs(const char *dir, mode_t mode) {
+fw_status fw_mkdirs(const char *dir, mode_t mode) {
   char tmp[4096];
   if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) {
     errno = ENAMETOOLONG;
-    return -1;
+    return FW_E_IO;
   }
   for (char *p = tmp + 1; *p; p++) {
     if (*p != '/') continue;
     *p = '\0';
-    if (mkdir(tmp, mode) != 0 && errno != EEXIST) return -1;
+    if (mkdir(tmp, mode) != 0 && errno != EEXIST) return FW_E_IO;
     *p = '/';
   }
-  if (mkdir(tmp, mode) != 0 && errno != EEXIST) return -1;
-  return 0;
+  if (mkdir(tmp, mode) != 0 && errno != EEXIST) return FW_E_IO;
+  return FW_OK;
 }
 
-int fw_read_file(const char *path, fw_buf *out) {
+fw_status fw_read_file(const char *path, fw_buf *out) {
   fw_buf_reset(out);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  if (fd < 0) return FW_E_IO;
   char chunk[8192];
   for (;;) {
     ssize_t r = read(fd, chunk, sizeof chunk);
@@ -39,7 +45,7 @@ int fw_read_file(const char *path, fw_buf *out) {
       int e = errno;
       close(fd);
       errno = e;
-      return -1;
+      return FW_E_IO;
     }
     if (r == 0) break;
     fw_buf_put(out, chunk, (size_t)r);
@@ -47,37 +53,39 @@ int fw_read_file(const char *path, fw_buf *out) {
   close(fd);
   if (out->failed) {
     errno = ENOMEM;
-    return -1;
+    return FW_E_NOMEM;
   }
   if (out->data == NULL) fw_buf_put(out, "", 0);
-  return 0;
+  return FW_OK;
 }
 
-static int write_all(int fd, const void *data, size_t n) {
+/* FW_OK, or FW_E_IO with errno set. */
+static fw_status write_all(int fd, const void *data, size_t n) {
   const char *p = data;
   while (n > 0) {
     ssize_t w = write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return -1;
+      return FW_E_IO;
     }
     p += w;
     n -= (size_t)w;
   }
-  return 0;
+  return FW_OK;
 }
 
-static int fsync_dir(const char *dir) {
+/* FW_OK, or FW_E_IO with errno set. */
+static fw_status fsync_dir(const char *dir) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  if (fd < 0) return FW_E_IO;
   int r = fsync(fd);
   int e = errno;
   close(fd);
   errno = e;
-  return r;
+  return r == 0 ? FW_OK : FW_E_IO;
 }
 
-int fw_write_atomic(const char *path, const void *data, size_t n, int mode, bool exact, char *err, size_t cap) {
+fw_status fw_write_atomic(const char *path, const void *data, size_t n, int mode, bool exact, char *err, size_t cap) {
   char dir_buf[4096], base_buf[4096], tmp[8300];
   snprintf(dir_buf, sizeof dir_buf, "%s", path);
   snprintf(base_buf, sizeof base_buf, "%s", path);
@@ -96,10 +104,10 @@ int fw_write_atomic(const char *path, const void *data, size_t n, int mode, bool
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, m);
   if (fd < 0) {
     snprintf(err, cap, "writing %s failed: %s", path, strerror(errno));
-    return -1;
+    return FW_E_IO;
   }
   const char *step = "write";
-  if (write_all(fd, data, n) != 0) goto fail_fd;
+  if (write_all(fd, data, n) != FW_OK) goto fail_fd;
   step = "fsync";
   if (fsync(fd) != 0) goto fail_fd;
   if (close(fd) != 0) {
@@ -112,21 +120,21 @@ int fw_write_atomic(const char *path, const void *data, size_t n, int mode, bool
   if (chmod(tmp, m) != 0) goto fail;
   /* Read back: the file counts only if the disk gives back what was written. */
   step = "read back";
-  if (fw_read_file(tmp, &back) != 0) goto fail;
+  if (fw_read_file(tmp, &back) != FW_OK) goto fail;
   if (back.len != n || (n > 0 && memcmp(back.data, data, n) != 0)) {
     snprintf(err, cap, "read back %zu bytes that differ from the %zu written", back.len, n);
     unlink(tmp);
     fw_buf_free(&back);
-    return -1;
+    return FW_E_IO;
   }
   fw_buf_free(&back);
   step = "rename";
   if (rename(tmp, path) != 0) goto fail;
-  if (fsync_dir(dir) != 0) {
+  if (fsync_dir(dir) != FW_OK) {
     snprintf(err, cap, "writing %s: fsync of its folder failed: %s", path, strerror(errno));
-    return -1;
+    return FW_E_IO;
   }
-  return 0;
+  return FW_OK;
 fail_fd : {
   int e = errno;
   close(fd);
@@ -137,7 +145,7 @@ fail : {
   snprintf(err, cap, "writing %s failed (%s): %s", path, step, strerror(e));
   unlink(tmp);
   fw_buf_free(&back);
-  return -1;
+  return FW_E_IO;
 }
 }
 
@@ -146,55 +154,58 @@ static bool locked;
 
 static bool alive(pid_t pid) { return kill(pid, 0) == 0 || errno == EPERM; }
 
-int fw_lock_state(const char *dir, char *err, size_t cap) {
+fw_status fw_lock_state(const char *dir, char *err, size_t cap) {
   snprintf(lock_path, sizeof lock_path, "%s/agent.lock", dir);
   for (int attempt = 0; attempt < 2; attempt++) {
     int fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       char pid[32];
       int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-      int r = write_all(fd, pid, (size_t)len);
+      fw_status r = write_all(fd, pid, (size_t)len);
       close(fd);
-      if (r != 0) {
+      if (r != FW_OK) {
         snprintf(err, cap, "cannot lock %s: %s", lock_path, strerror(errno));
-        return -1;
+        return FW_E_IO;
       }
       locked = true;
-      return 0;
+      return FW_OK;
     }
     if (errno != EEXIST) {
       snprintf(err, cap, "cannot lock %s: %s", lock_path, strerror(errno));
-      return -1;
+      return FW_E_IO;
     }
     fw_buf b;
     fw_buf_init(&b);
     long pid = 0;
-    if (fw_read_file(lock_path, &b) == 0) pid = strtol(b.data, NULL, 10);
+    if (fw_read_file(lock_path, &b) == FW_OK) pid = strtol(b.data, NULL, 10);
     fw_buf_free(&b);
     if (pid > 0 && pid != (long)getpid() && alive((pid_t)pid)) {
       snprintf(err, cap, "state folder %s is in use by process %ld (another agent for this device?)", dir, pid);
-      return -2;
+      return FW_E_BUSY;
     }
     unlink(lock_path);
   }
   snprintf(err, cap, "cannot take the lock %s", lock_path);
-  return -2;
+  return FW_E_BUSY;
 }
 
-void fw_unlock_state(void) {
-  if (locked) unlink(lock_path);
+fw_status fw_unlock_state(void) {
+  fw_status st = FW_OK;
+  if (locked && unlink(lock_path) != 0) st = FW_E_IO;
   locked = false;
+  return st;
 }
 
-/* The first line of a file, trimmed; 0, or -1 (errno). */
-static int first_line(const char *path, char *out, size_t cap, bool *too_long) {
+/* The first line of a file, trimmed; FW_OK, or FW_E_IO / FW_E_NOMEM (errno set). */
+static fw_status first_line(const char *path, char *out, size_t cap, bool *too_long) {
   fw_buf b;
   fw_buf_init(&b);
-  if (fw_read_file(path, &b) != 0) {
+  fw_status st = fw_read_file(path, &b);
+  if (st != FW_OK) {
     int e = errno;
     fw_buf_free(&b);
     errno = e;
-    return -1;
+    return st;
   }
   const char *s = b.data;
   size_t n = strcspn(s, "\n");
@@ -209,16 +220,17 @@ static int first_line(const char *path, char *out, size_t cap, bool *too_long) {
   out[n] = '\0';
   memset(b.data, 0, b.len); /* no key text left in freed memory */
   fw_buf_free(&b);
-  return 0;
+  return FW_OK;
 }
 
-int fw_read_key(const char *key_file, const char *state_dir, char *key, size_t key_cap, char *err, size_t cap) {
+fw_status fw_read_key(const char *key_file, const char *state_dir, char *key, size_t key_cap, bool *found, char *err, size_t cap) {
   bool too_long = false;
+  *found = false;
   key[0] = '\0';
   if (key_file != NULL) {
-    if (first_line(key_file, key, key_cap, &too_long) != 0) {
+    if (first_line(key_file, key, key_cap, &too_long) != FW_OK) {
       snprintf(err, cap, "--key-file %s: %s", key_file, strerror(errno));
-      return -1;
+      return FW_E_IO;
     }
   } else {
     const char *env = getenv("HENGE_DEVICE_KEY");
@@ -236,21 +248,22 @@ int fw_read_key(const char *key_file, const char *state_dir, char *key, size_t k
     } else {
       char path[4200];
       snprintf(path, sizeof path, "%s/key", state_dir);
-      if (first_line(path, key, key_cap, &too_long) != 0) {
-        if (errno == ENOENT) return 0;
+      if (first_line(path, key, key_cap, &too_long) != FW_OK) {
+        if (errno == ENOENT) return FW_OK;
         snprintf(err, cap, "cannot read the device key %s: %s", path, strerror(errno));
-        return -1;
+        return FW_E_IO;
       }
     }
   }
-  if (key[0] == '\0') return 0;
+  if (key[0] == '\0') return FW_OK;
   bool printable = !too_long && strlen(key) <= 512;
   for (const char *p = key; printable && *p; p++)
     if (*p < 0x21 || *p > 0x7e) printable = false;
   if (!printable) {
     memset(key, 0, key_cap);
     snprintf(err, cap, "the device key must be printable ASCII (what henge device add printed)");
-    return -1;
+    return FW_E_INVALID;
   }
-  return 1;
+  *found = true;
+  return FW_OK;
 }

@@ -1,3 +1,8 @@
+/*
+ * fw_log.c: JSON log lines on stderr (fw_log.h); tools/snapshot_json.c shares this API. Nothing here
+ * returns a status: a line longer than its buffer is cut (and marked), and a log that cannot be written
+ * has nowhere to report that.
+ */
 #include "fw_log.h"
 
 #include <stdio.h>

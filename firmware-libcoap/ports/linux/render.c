@@ -1,3 +1,11 @@
+/*
+ * render.c: --out's JSON and env renderings, the LED state, the growable buffer (render.h).
+ * tools/snapshot_json.c shares this API, so it keeps its shape. fw_render and the two renderers return a
+ * henge_status (HENGE_E_REJECT: the format cannot hold the values; HENGE_E_APPLY: out of memory). The
+ * fw_buf functions return nothing: a failed allocation is recorded in the buffer's `failed` flag, which
+ * its owner checks once after a series of puts (as a stream's error flag). fw_format_from_path,
+ * fw_format_name, fw_js_number, fw_led_state and the static helpers are computations that cannot fail.
+ */
 #include "render.h"
 
 #include <ctype.h>

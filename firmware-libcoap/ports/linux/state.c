@@ -1,3 +1,12 @@
+/*
+ * state.c: state.json in the Node agent's format 1 (state.h).
+ *
+ * fw_state_load and fw_state_save return an fw_status. The small JSON reader's steps (take, read_string,
+ * read_number, literal, skip_value) and base64_decode return a bool, "matched" or not, which
+ * fw_state_load turns into FW_E_INVALID; ws, hexval, b64val, base64_encode, hex8 and the init/free pair
+ * cannot fail (base64_encode's buffer records an allocation failure in its `failed` flag, checked once
+ * before the write).
+ */
 #include "state.h"
 
 #include <errno.h>
@@ -207,17 +216,20 @@ static void hex8(const uint8_t *b, char out[17]) {
   for (int i = 0; i < 8; i++) sprintf(out + 2 * i, "%02x", b[i]);
 }
 
-int fw_state_load(const char *file, const char *device, fw_state *s, henge_snapshot *work, char *err, size_t cap) {
+fw_status fw_state_load(const char *file, const char *device, fw_state *s, henge_snapshot *work, char *err, size_t cap) {
   fw_buf text, str, b64;
   fw_buf_init(&text);
   fw_buf_init(&str);
   fw_buf_init(&b64);
   s->has_applied = false;
   s->has_hub_id = false;
-  int result = -1;
-  if (fw_read_file(file, &text) != 0) {
-    if (errno == ENOENT) result = 0;
-    else snprintf(err, cap, "cannot read %s: %s", file, strerror(errno));
+  fw_status result = FW_E_INVALID;
+  if (fw_read_file(file, &text) != FW_OK) {
+    if (errno == ENOENT) result = FW_OK;
+    else {
+      snprintf(err, cap, "cannot read %s: %s", file, strerror(errno));
+      result = FW_E_IO;
+    }
     goto done;
   }
   jr j = {text.data, text.data + text.len, false};
@@ -302,15 +314,19 @@ int fw_state_load(const char *file, const char *device, fw_state *s, henge_snaps
       snprintf(err, cap, "%s: the recorded version, hash or incarnation differ from the snapshot's", file);
       goto done;
     }
-    henge_mark_of(work, &s->mark);
+    st = henge_mark_of(work, &s->mark);
+    if (st != HENGE_OK) {
+      snprintf(err, cap, "%s: the applied snapshot has no mark: %s", file, henge_status_name(st));
+      goto done;
+    }
     s->has_applied = true;
   }
-  result = 0;
+  result = FW_OK;
   goto done;
 damaged:
   snprintf(err, cap, "%s is damaged: not the JSON state.json holds", file);
 done:
-  if (result != 0) {
+  if (result != FW_OK) {
     s->has_applied = false;
     s->has_hub_id = false;
   }
@@ -320,7 +336,7 @@ done:
   return result;
 }
 
-int fw_state_save(const char *file, const char *device, const fw_state *s, char *err, size_t cap) {
+fw_status fw_state_save(const char *file, const char *device, const fw_state *s, char *err, size_t cap) {
   fw_buf out;
   fw_buf_init(&out);
   char line[512];
@@ -351,7 +367,7 @@ int fw_state_save(const char *file, const char *device, const fw_state *s, char 
     fw_buf_puts(&out, "null");
   }
   fw_buf_puts(&out, "\n}\n");
-  int r = -1;
+  fw_status r = FW_E_NOMEM;
   if (out.failed) snprintf(err, cap, "out of memory writing %s", file);
   else r = fw_write_atomic(file, out.data, out.len, 0600, false, err, cap);
   fw_buf_free(&out);

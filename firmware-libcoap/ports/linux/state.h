@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fw_status.h"
 #include "henge.h"
 #include "render.h"
 
@@ -27,11 +28,13 @@ void fw_state_init(fw_state *s);
 void fw_state_free(fw_state *s);
 
 /*
- * Reads <dir>/state.json. 0: loaded, or no file (has_applied false). -1: damaged or another device's
- * (message in err; the caller starts without it, as the Node agent does). The snapshot's bytes are
- * decoded into `work` to check they match the recorded version, hash and incarnation.
+ * Reads <dir>/state.json. FW_OK: loaded, or no file (has_applied false). FW_E_INVALID (damaged or another
+ * device's) or FW_E_IO (unreadable), with a message in err; the caller starts without it, as the Node
+ * agent does. The snapshot's bytes are decoded into `work` to check they match the recorded version,
+ * hash and incarnation.
  */
-int fw_state_load(const char *file, const char *device, fw_state *s, henge_snapshot *work, char *err, size_t cap);
-int fw_state_save(const char *file, const char *device, const fw_state *s, char *err, size_t cap);
+fw_status fw_state_load(const char *file, const char *device, fw_state *s, henge_snapshot *work, char *err, size_t cap);
+/* Writes <dir>/state.json atomically (0600). FW_OK, or FW_E_IO / FW_E_NOMEM with a message in err. */
+fw_status fw_state_save(const char *file, const char *device, const fw_state *s, char *err, size_t cap);
 
 #endif

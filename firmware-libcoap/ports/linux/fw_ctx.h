@@ -1,0 +1,78 @@
+/*
+ * fw_ctx.h: everything henge-fw keeps between two events, in one struct that the modules share by
+ * pointer. main.c owns the only instance (static storage: the two decoded snapshots are large);
+ * libcoap's handlers find it through their context's app data (link.c, link_rx.c), the core's
+ * platform callbacks through henge_platform.ctx (device_io.c).
+ *
+ *   args.c       fills cfg
+ *   main.c       key, the loop's timers (next_attempt_ms), the startup and shutdown order
+ *   device_io.c  the device: platform, dev, snaps, state, inbox, rendered, the LED
+ *   link.c       the libcoap context and session, the requests in flight, the session's failure
+ *   link_rx.c    what the responses, NACKs and events change in all of the above
+ */
+#ifndef FW_CTX_H
+#define FW_CTX_H
+
+#include <coap3/coap.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "args.h"
+#include "henge.h"
+#include "render.h"
+#include "state.h"
+
+typedef enum fw_link_state { FW_LINK_DOWN, FW_LINK_UP } fw_link_state;
+
+typedef struct fw_ctx {
+  fw_config cfg;
+  char key[520]; /* the device key, wiped at exit */
+  bool has_key;
+
+  /* the device */
+  henge_platform platform;
+  henge_device dev;
+  henge_snapshot snaps[2];
+  henge_snapshot *applied; /* the applied snapshot (valid when state.has_applied); its texts point into state.snapshot */
+  henge_snapshot *work;    /* decoding target; its texts point into inbox */
+  fw_state state;
+  fw_buf inbox;
+  fw_buf rendered;
+  fw_buf keys_added, keys_removed, keys_changed; /* the "applied" line's key lists, reused */
+  char apply_why[512];
+  char led_now[48];
+
+  /* the link */
+  coap_context_t *ctx;
+  coap_session_t *session;
+  bool tearing_down;
+  bool dtls_open; /* this session's handshake completed */
+  fw_link_state link;
+  int connections; /* successful registrations after a (re)connect */
+  bool reg_in_flight;
+  uint64_t reg_sent_ms;
+  int reg_without_observe;
+  uint64_t next_keepalive_ms;
+  uint64_t next_attempt_ms;
+  uint8_t obs_token[8];
+  size_t obs_token_len;
+  bool ack_due;
+  bool ack_in_flight;
+  henge_ack ack_sent;
+  char ack_sent_msg[HENGE_ACK_MESSAGE_MAX];
+  uint8_t ack_token[8];
+  size_t ack_token_len;
+  bool telemetry_sent;
+  uint8_t tel_token[8];
+  size_t tel_token_len;
+  uint8_t dereg_token[8];
+  size_t dereg_token_len;
+  bool dereg_answered;
+  char dereg_code[8];
+  bool session_failed;
+  bool fail_refused;
+  char fail_reason[300];
+} fw_ctx;
+
+#endif

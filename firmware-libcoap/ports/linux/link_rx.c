@@ -1,0 +1,284 @@
+/*
+ * link_rx.c: the libcoap handlers (link_rx.h).
+ *
+ * The handlers keep the signatures libcoap requires (on_response, on_nack, on_event, fw_link_rx_log).
+ * on_config_response and on_ack_response return an fw_status: FW_OK, or a failure they have logged;
+ * on_response hands libcoap COAP_RESPONSE_OK either way (our own failure is no reason to RST the hub).
+ * Pure helpers that cannot fail: token_is, code_text, fw_of; fw_link_rx_install only registers.
+ */
+#include "link_rx.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "device_io.h"
+#include "fw_ctx.h"
+#include "fw_log.h"
+#include "link.h"
+#include "sys.h"
+
+static bool token_is(coap_bin_const_t t, const uint8_t *tok, size_t len) {
+  return len > 0 && t.length == len && memcmp(t.s, tok, len) == 0;
+}
+
+static void code_text(coap_pdu_code_t code, char out[8]) { snprintf(out, 8, "%d.%02d", (code >> 5) & 7, code & 0x1f); }
+
+/* The henge-fw a session belongs to (its context's app data); NULL for none. */
+static fw_ctx *fw_of(const coap_session_t *session) {
+  return session != NULL ? coap_get_app_data(coap_session_get_context(session)) : NULL;
+}
+
+/* The link is up: log "connected" (or "reconnected") and reset the backoff. */
+static fw_status link_up(fw_ctx *fw, uint32_t max_age) {
+  fw->link = FW_LINK_UP;
+  fw_line l;
+  fw_line_start(&l);
+  char hub[300];
+  snprintf(hub, sizeof hub, "%s port %u", fw->cfg.host, fw->cfg.port);
+  fw_line_str(&l, "hub", hub);
+  char src[300];
+  snprintf(src, sizeof src, "--hub %s", fw->cfg.hub);
+  fw_line_str(&l, "source", src);
+  const coap_address_t *local = coap_session_get_addr_local(fw->session);
+  if (local) fw_line_uint(&l, "localPort", coap_address_get_port(local));
+  fw_line_uint(&l, "keepaliveS", max_age);
+  fw_line_uint(&l, "afterAttempts", fw->dev.backoff.attempts);
+  fw_line_bool(&l, "coaps", fw->has_key);
+  fw_line_emit(&l, FW_INFO, fw->connections == 0 ? "connected" : "reconnected");
+  fw->connections++;
+  henge_status hs = henge_device_connected(&fw->dev);
+  return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_device_connected", hs);
+}
+
+/* An answer to the registration, or a notification. */
+static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
+  coap_pdu_code_t code = coap_pdu_get_code(rcvd);
+  char code_s[8];
+  code_text(code, code_s);
+  coap_opt_iterator_t it;
+  bool observing = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &it) != NULL;
+  bool was_registration = fw->reg_in_flight;
+  if (COAP_RESPONSE_CLASS(code) != 2) {
+    char reason[300];
+    if (code == COAP_RESPONSE_CODE(404))
+      snprintf(reason, sizeof reason, "the hub does not know device %s (add it with: henge device add %s)", fw->cfg.id, fw->cfg.id);
+    else if (was_registration)
+      snprintf(reason, sizeof reason, "registration answered %s", code_s);
+    else
+      snprintf(reason, sizeof reason, "the hub ended the observation (%s)", code_s);
+    fw_link_fail(fw, true, reason);
+    return FW_OK;
+  }
+  fw_status st = FW_OK;
+  if (was_registration) {
+    fw->reg_in_flight = false;
+    coap_opt_t *ma = coap_check_option(rcvd, COAP_OPTION_MAXAGE, &it);
+    uint32_t max_age = ma ? coap_decode_var_bytes(coap_opt_value(ma), coap_opt_length(ma)) : COAP_DEFAULT_MAX_AGE;
+    if (!observing) {
+      /* No relation. libcoap also drops Observe when a Block2 transfer restarts after an ETag change:
+         re-register once at once before believing the hub. */
+      if (++fw->reg_without_observe >= 2) {
+        fw_link_fail(fw, true, "the hub answered the registration without Observe: no relation");
+        return FW_OK;
+      }
+      fw->next_keepalive_ms = fw_now_ms();
+    } else {
+      fw->reg_without_observe = 0;
+      uint32_t delay = 1000;
+      henge_status hs = henge_device_keepalive_delay(&fw->dev, max_age, &delay);
+      if (hs != HENGE_OK) {
+        st = fw_device_core_failed("henge_device_keepalive_delay", hs);
+        delay = 1000;
+      }
+      fw->next_keepalive_ms = fw_now_ms() + delay;
+    }
+    if (fw->link != FW_LINK_UP && link_up(fw, max_age) != FW_OK) st = FW_E_CORE;
+    fw->ack_due = true; /* an ack the hub never confirmed goes again after each registration */
+  } else if (!observing) {
+    /* A 2.xx without Observe outside a registration: the relation may have ended. Re-register now. */
+    fw->next_keepalive_ms = fw_now_ms();
+  }
+  const char *via = was_registration ? "registration" : "notification";
+  if (code == COAP_RESPONSE_CODE(203)) {
+    henge_outcome o;
+    henge_status hs = henge_device_on_valid(&fw->dev, &o);
+    if (hs != HENGE_OK) st = fw_device_core_failed("henge_device_on_valid", hs);
+    fw_line l;
+    fw_line_start(&l);
+    if (fw->state.has_applied) fw_line_uint(&l, "version", fw->state.mark.version);
+    fw_line_str(&l, "via", via);
+    fw_line_emit(&l, FW_DEBUG, "config is current");
+  } else if (code == COAP_RESPONSE_CODE(205)) {
+    size_t len = 0, offset = 0, total = 0;
+    const uint8_t *data = NULL;
+    if (!coap_get_data_large(rcvd, &len, &data, &offset, &total)) {
+      len = 0;
+      data = (const uint8_t *)"";
+    }
+    if (offset != 0 || len != total) {
+      fw_log(FW_WARN, "a partial body reached the handler; ignored (the next registration fetches it again)");
+      return st;
+    }
+    coap_opt_t *etag = coap_check_option(rcvd, COAP_OPTION_ETAG, &it);
+    fw_status sst = fw_device_on_snapshot(fw, data, len, etag ? coap_opt_value(etag) : NULL, etag ? coap_opt_length(etag) : 0, via);
+    if (sst != FW_OK) st = sst;
+  }
+  fw->ack_due = true;
+  return st;
+}
+
+/* The hub's answer to the ack in flight. */
+static fw_status on_ack_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
+  coap_pdu_code_t code = coap_pdu_get_code(rcvd);
+  char code_s[8];
+  code_text(code, code_s);
+  uint8_t cls = (uint8_t)COAP_RESPONSE_CLASS(code);
+  fw->ack_in_flight = false;
+  fw_line l;
+  fw_line_start(&l);
+  fw_line_uint(&l, "version", fw->ack_sent.version);
+  fw_line_str(&l, "status", henge_ack_status_name((henge_ack_status)fw->ack_sent.status));
+  fw_line_str(&l, "code", code_s);
+  if (cls == 2) {
+    fw_line_emit(&l, FW_INFO, "ack delivered");
+  } else if (cls == 5) {
+    fw_line_emit(&l, FW_WARN, "the hub could not record the ack; sending it again after the next registration");
+  } else {
+    size_t len = 0;
+    const uint8_t *data = NULL;
+    if (coap_get_data(rcvd, &len, &data)) fw_line_strn(&l, "why", (const char *)data, len);
+    fw_line_emit(&l, FW_ERROR, "the hub refused the ack");
+  }
+  fw_status st = FW_OK;
+  bool was_acked = fw->dev.applied_acked;
+  henge_status hs = henge_device_on_ack_response(&fw->dev, &fw->ack_sent, cls, (uint8_t)(code & 0x1f));
+  if (hs != HENGE_OK) st = fw_device_core_failed("henge_device_on_ack_response", hs);
+  if (fw->dev.applied_acked && !was_acked && fw->state.has_applied) {
+    fw->state.acked = true;
+    fw_status sst = fw_device_save_state(fw);
+    if (sst != FW_OK) st = sst;
+  }
+  /* A newer ack may have become pending meanwhile. */
+  if (cls != 5) fw->ack_due = true;
+  return st;
+}
+
+static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *sent, const coap_pdu_t *rcvd, const coap_mid_t mid) {
+  (void)mid;
+  fw_ctx *fw = fw_of(session);
+  if (fw == NULL || session != fw->session || fw->tearing_down) return COAP_RESPONSE_OK;
+  coap_bin_const_t token = coap_pdu_get_token(rcvd);
+  if (token_is(token, fw->obs_token, fw->obs_token_len)) {
+    if (fw_log_enabled(FW_TRACE)) {
+      fw_line l;
+      fw_line_start(&l);
+      char c[8];
+      code_text(coap_pdu_get_code(rcvd), c);
+      fw_line_str(&l, "code", c);
+      fw_line_bool(&l, "answer", sent != NULL);
+      fw_line_emit(&l, FW_TRACE, "config message");
+    }
+    /* A failure is logged; the next registration fetches the snapshot again. */
+    (void)on_config_response(fw, rcvd);
+    return COAP_RESPONSE_OK;
+  }
+  if (fw->ack_in_flight && token_is(token, fw->ack_token, fw->ack_token_len)) {
+    /* A state.json that cannot be saved is logged; the hub has the ack either way. */
+    (void)on_ack_response(fw, rcvd);
+    return COAP_RESPONSE_OK;
+  }
+  if (token_is(token, fw->tel_token, fw->tel_token_len)) {
+    char c[8];
+    code_text(coap_pdu_get_code(rcvd), c);
+    fw_line l;
+    fw_line_start(&l);
+    fw_line_str(&l, "code", c);
+    fw_line_emit(&l, FW_DEBUG, "telemetry sent");
+    return COAP_RESPONSE_OK;
+  }
+  if (token_is(token, fw->dereg_token, fw->dereg_token_len)) {
+    fw->dereg_answered = true;
+    code_text(coap_pdu_get_code(rcvd), fw->dereg_code);
+    return COAP_RESPONSE_OK;
+  }
+  /* Not ours (an old relation's notification): RST it, so the hub forgets it (RFC 7641 §3.6). */
+  coap_pdu_type_t type = coap_pdu_get_type(rcvd);
+  if (sent == NULL && (type == COAP_MESSAGE_CON || type == COAP_MESSAGE_NON)) return COAP_RESPONSE_FAIL;
+  return COAP_RESPONSE_OK;
+}
+
+static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_nack_reason_t reason, const coap_mid_t mid) {
+  (void)mid;
+  fw_ctx *fw = fw_of(session);
+  if (fw == NULL || session != fw->session || fw->tearing_down) return;
+  if (reason == COAP_NACK_TLS_FAILED) {
+    fw_link_fail(fw, false, "no DTLS session: the handshake failed (a wrong key, a device the hub does not know, or not a henge hub's coaps port)");
+    return;
+  }
+  coap_bin_const_t token = {0, NULL};
+  if (sent != NULL) token = coap_pdu_get_token(sent);
+  if (reason == COAP_NACK_ICMP_ISSUE) {
+    fw_log(FW_DEBUG, "ICMP: the hub's port is unreachable for now; retransmitting");
+    return;
+  }
+  bool registration = sent != NULL && token_is(token, fw->obs_token, fw->obs_token_len);
+  if (fw->ack_in_flight && sent != NULL && token_is(token, fw->ack_token, fw->ack_token_len)) {
+    fw->ack_in_flight = false;
+    fw_line l;
+    fw_line_start(&l);
+    fw_line_uint(&l, "version", fw->ack_sent.version);
+    fw_line_emit(&l, FW_WARN, "the ack got no answer; sending it again after the next registration");
+    return;
+  }
+  if (registration || sent == NULL) {
+    if (reason == COAP_NACK_RST) fw_link_fail(fw, true, "the hub reset the registration (RST)");
+    else if (reason == COAP_NACK_TOO_MANY_RETRIES) fw_link_fail(fw, false, "no answer to the registration after 4 retransmissions");
+    else fw_link_fail(fw, false, "the registration could not be delivered");
+  }
+}
+
+static int on_event(coap_session_t *session, const coap_event_t event) {
+  fw_ctx *fw = fw_of(session);
+  if (fw == NULL || session != fw->session || fw->tearing_down) return 0;
+  switch (event) {
+    case COAP_EVENT_DTLS_CONNECTED:
+      fw->dtls_open = true;
+      fw_log(FW_DEBUG, "DTLS session open");
+      break;
+    case COAP_EVENT_DTLS_CLOSED:
+      fw_link_fail(fw, false, fw->dtls_open ? "DTLS session ended (the hub closed it or restarted)"
+                                            : "no DTLS session: the handshake got no answer (is the hub running, on this coaps port?)");
+      break;
+    case COAP_EVENT_DTLS_ERROR:
+      fw_link_fail(fw, false, "no DTLS session: the handshake failed (a wrong key, a device the hub does not know, or not a henge hub's coaps port)");
+      break;
+    case COAP_EVENT_SESSION_FAILED:
+    case COAP_EVENT_SESSION_CLOSED:
+      fw_link_fail(fw, false, "the session to the hub ended");
+      break;
+    case COAP_EVENT_PARTIAL_BLOCK:
+      fw_log(FW_WARN, "a block-wise transfer was incomplete; the next registration fetches the snapshot again");
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+void fw_link_rx_log(coap_log_t level, const char *message) {
+  int l = level <= LOG_ERR ? FW_ERROR : level == LOG_WARNING ? FW_WARN : level <= LOG_INFO ? FW_DEBUG : FW_TRACE;
+  size_t n = strlen(message);
+  while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r')) n--;
+  fw_line line;
+  fw_line_start(&line);
+  fw_line_strn(&line, "text", message, n);
+  /* libcoap's own complaints (ICMP, refused sends, retransmissions) are expected while the hub is away,
+     and henge-fw says what they mean for the device: debug, except emergencies. */
+  fw_line_emit(&line, level <= LOG_ALERT ? FW_WARN : l == FW_TRACE ? FW_TRACE : FW_DEBUG, "libcoap");
+}
+
+void fw_link_rx_install(coap_context_t *ctx) {
+  coap_register_response_handler(ctx, on_response);
+  coap_register_nack_handler(ctx, on_nack);
+  coap_register_event_handler(ctx, on_event);
+}
