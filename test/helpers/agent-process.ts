@@ -1,6 +1,6 @@
 /**
- * Test support for the agent's end-to-end tests: `henge agent` as a real child process whose JSON log
- * lines can be awaited, and bounded polling. Not part of the agent.
+ * Test support for end-to-end tests of device programs (`henge agent`, henge-fw): a real child process
+ * whose JSON log lines on stderr can be awaited, and bounded polling. Not part of the agent.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -13,7 +13,8 @@ export interface LogLine {
   readonly [key: string]: unknown;
 }
 
-export interface AgentProcess {
+/** A child process that logs JSON lines on stderr (the Node agent, henge-fw). */
+export interface LoggingProcess {
   readonly child: ChildProcess;
   readonly pid: number;
   /** Every JSON log line so far. */
@@ -27,9 +28,16 @@ export interface AgentProcess {
   readonly exited: Promise<number | null>;
 }
 
+export type AgentProcess = LoggingProcess;
+
 export function startAgentProcess(sandbox: Sandbox, args: readonly string[]): AgentProcess {
   const child = spawn(process.execPath, [HENGE_BIN, 'agent', ...args], { env: sandbox.env, cwd: sandbox.dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (child.pid === undefined) throw new Error('henge agent did not start');
+  return watchLogs(child, 'agent');
+}
+
+/** Collects the JSON log lines `child` writes on stderr; `name` labels its errors. */
+export function watchLogs(child: ChildProcess, name: string): LoggingProcess {
+  if (child.pid === undefined) throw new Error(`${name} did not start`);
   const pid = child.pid;
   let err = '';
   let partial = '';
@@ -71,12 +79,12 @@ export function startAgentProcess(sandbox: Sandbox, args: readonly string[]): Ag
         };
         const timer = setTimeout(() => {
           finish();
-          reject(new Error(`agent ${pid}: no matching log line in ${timeoutMs} ms\n${err}`));
+          reject(new Error(`${name} ${pid}: no matching log line in ${timeoutMs} ms\n${err}`));
         }, timeoutMs);
         const onExit = (): void => {
           if (check()) return;
           finish();
-          reject(new Error(`agent ${pid} exited before the expected log line\n${err}`));
+          reject(new Error(`${name} ${pid} exited before the expected log line\n${err}`));
         };
         const finish = (): void => {
           clearTimeout(timer);

@@ -6,10 +6,10 @@
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import type { LogLine } from './agent-process.ts';
+import { watchLogs } from './agent-process.ts';
+import type { LoggingProcess } from './agent-process.ts';
 import { findOnPath } from './libcoap.ts';
 import { ROOT } from './processes.ts';
 import type { Sandbox } from './processes.ts';
@@ -85,95 +85,10 @@ export function makeFirmware(targets: readonly string[], timeoutMs = 300_000): M
   return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
 }
 
-export interface FirmwareProcess {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  logs(): LogLine[];
-  stderr(): string;
-  /** Waits for a log line that satisfies `pred` (also one already logged at or after `fromIndex`). */
-  waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number, fromIndex?: number): Promise<LogLine>;
-  /** Sends `signal` (SIGTERM by default) and waits for the exit code, at most `timeoutMs` (then SIGKILL, -1). */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
-  readonly exited: Promise<number | null>;
-}
+/** henge-fw as a child process: its JSON log lines can be awaited like the Node agent's. */
+export type FirmwareProcess = LoggingProcess;
 
 /** Starts `build/henge-fw` (or `bin`) with `args` in the sandbox (its environment, its folder as cwd). */
 export function startFirmwareProcess(sandbox: Sandbox, args: readonly string[], env: NodeJS.ProcessEnv = {}, bin: string = HENGE_FW): FirmwareProcess {
-  const child = spawn(bin, args, { env: { ...sandbox.env, ...env }, cwd: sandbox.dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (child.pid === undefined) throw new Error('henge-fw did not start');
-  const pid = child.pid;
-  let err = '';
-  let partial = '';
-  const lines: LogLine[] = [];
-  const waiters = new Set<() => void>();
-  child.stderr?.on('data', (b: Buffer) => {
-    const text = b.toString();
-    err += text;
-    partial += text;
-    const parts = partial.split('\n');
-    partial = parts.pop() ?? '';
-    for (const p of parts) {
-      try {
-        const v = JSON.parse(p) as unknown;
-        if (v !== null && typeof v === 'object' && typeof (v as { msg?: unknown }).msg === 'string') lines.push(v as LogLine);
-      } catch {
-        // not a log line (a usage error)
-      }
-    }
-    for (const w of [...waiters]) w();
-  });
-  child.stdout?.resume();
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const running = (): boolean => child.exitCode === null && child.signalCode === null;
-  return {
-    child,
-    pid,
-    exited,
-    logs: () => [...lines],
-    stderr: () => err,
-    waitForLog(pred, timeoutMs = 10_000, fromIndex = 0) {
-      return new Promise((resolve, reject) => {
-        const check = (): boolean => {
-          const hit = lines.slice(fromIndex).find(pred);
-          if (!hit) return false;
-          finish();
-          resolve(hit);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          finish();
-          reject(new Error(`henge-fw ${pid}: no matching log line in ${timeoutMs} ms\n${err}`));
-        }, timeoutMs);
-        const onExit = (): void => {
-          if (check()) return;
-          finish();
-          reject(new Error(`henge-fw ${pid} exited before the expected log line\n${err}`));
-        };
-        const finish = (): void => {
-          clearTimeout(timer);
-          waiters.delete(listener);
-          child.off('exit', onExit);
-        };
-        const listener = (): void => {
-          check();
-        };
-        if (check()) return;
-        waiters.add(listener);
-        child.once('exit', onExit);
-      });
-    },
-    async stop(signal = 'SIGTERM', timeoutMs = 10_000) {
-      if (running()) process.kill(pid, signal);
-      let timer: NodeJS.Timeout | undefined;
-      const killed = new Promise<number | null>((resolve) => {
-        timer = setTimeout(() => {
-          if (running()) process.kill(pid, 'SIGKILL');
-          resolve(-1);
-        }, timeoutMs);
-      });
-      const code = await Promise.race([exited, killed]);
-      clearTimeout(timer);
-      return code;
-    },
-  };
+  return watchLogs(spawn(bin, args, { env: { ...sandbox.env, ...env }, cwd: sandbox.dir, stdio: ['ignore', 'pipe', 'pipe'] }), 'henge-fw');
 }
