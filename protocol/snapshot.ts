@@ -173,7 +173,7 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   }
   if (!(raw instanceof Map)) throw new SnapshotDecodeError('snapshot must be a CBOR map');
   for (const k of raw.keys()) {
-    if (typeof k !== 'number') throw new SnapshotDecodeError('snapshot envelope keys must be unsigned integers');
+    if (typeof k !== 'number' || k < 0) throw new SnapshotDecodeError('snapshot envelope keys must be unsigned integers');
   }
   const protocol = raw.get(SnapshotKey.protocol);
   if (protocol !== PROTOCOL_VERSION) throw new SnapshotDecodeError(`unsupported protocol version ${String(protocol)}`);

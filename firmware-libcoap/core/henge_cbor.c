@@ -58,6 +58,11 @@ henge_status henge_cbor_skip(henge_cbor_reader *r) {
   struct {
     uint64_t left;
     bool indefinite;
+    bool map;
+    /* Indefinite containers: items started so far (a map ends only after a value: an even count), and
+       whether the last head read was a tag still owed its content (a break may not come then). */
+    uint64_t started;
+    bool tag_owed;
   } stack[HENGE_MAX_SKIP_DEPTH];
   int depth = 0;
   /* A virtual container holding the one item to skip. */
@@ -71,6 +76,8 @@ henge_status henge_cbor_skip(henge_cbor_reader *r) {
       }
       if (stack[depth - 1].indefinite) {
         if (henge_cbor_take_break(r)) {
+          /* RFC 8949 §3.2.1: no break after a tag without its content, or after a map key. */
+          if (stack[depth - 1].tag_owed || (stack[depth - 1].map && (stack[depth - 1].started & 1u) != 0)) return HENGE_E_CBOR;
           depth--;
           continue;
         }
@@ -88,6 +95,11 @@ henge_status henge_cbor_skip(henge_cbor_reader *r) {
     henge_cbor_head h;
     henge_status st = henge_cbor_read_head(r, &h);
     if (st != HENGE_OK) return st;
+    if (depth > 0 && stack[depth - 1].indefinite) {
+      /* A tag and its content are one item: only a head that is not some tag's content starts one. */
+      if (!stack[depth - 1].tag_owed) stack[depth - 1].started++;
+      stack[depth - 1].tag_owed = h.major == HENGE_CBOR_TAG;
+    }
     switch (h.major) {
       case HENGE_CBOR_UINT:
       case HENGE_CBOR_NEGINT:
@@ -123,6 +135,9 @@ henge_status henge_cbor_skip(henge_cbor_reader *r) {
         if (!h.indefinite && items > (uint64_t)(r->end - r->p)) return HENGE_E_CBOR;
         stack[depth].left = items;
         stack[depth].indefinite = h.indefinite;
+        stack[depth].map = h.major == HENGE_CBOR_MAP;
+        stack[depth].started = 0;
+        stack[depth].tag_owed = false;
         depth++;
         break;
       }
@@ -134,8 +149,6 @@ henge_status henge_cbor_skip(henge_cbor_reader *r) {
       default:
         return HENGE_E_CBOR;
     }
-    /* An indefinite map must end after a value, not after a key: checked loosely (well-formedness of
-       the pairs is the decoder's business where it matters; skipped items are never interpreted). */
   }
 }
 

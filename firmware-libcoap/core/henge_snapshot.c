@@ -300,8 +300,9 @@ henge_status henge_snapshot_decode(const uint8_t *bytes, size_t len, henge_snaps
     n++;
     henge_cbor_head kh;
     if (henge_cbor_read_head(&d.r, &kh) != HENGE_OK) return fail(&d, HENGE_E_CBOR, HENGE_MSG("the snapshot is not well-formed CBOR"));
-    if (kh.major != HENGE_CBOR_UINT && kh.major != HENGE_CBOR_NEGINT) return fail(&d, HENGE_E_SNAPSHOT, HENGE_MSG("snapshot envelope keys must be integers"));
-    if (kh.major == HENGE_CBOR_NEGINT || kh.arg > KEY_INCARNATION) {
+    /* docs/protocol.md, "Limits": envelope keys are unsigned integers; unknown ones are skipped. */
+    if (kh.major != HENGE_CBOR_UINT) return fail(&d, HENGE_E_SNAPSHOT, HENGE_MSG("snapshot envelope keys must be unsigned integers"));
+    if (kh.arg > KEY_INCARNATION) {
       /* An envelope key this version does not know: ignored (docs/protocol.md, "Versioning"). */
       henge_status st = henge_cbor_skip(&d.r);
       if (st == HENGE_E_LIMIT) return fail(&d, HENGE_E_LIMIT, HENGE_MSG("an unknown envelope key's value is nested too deep for this device"));
@@ -322,6 +323,7 @@ henge_status henge_snapshot_decode(const uint8_t *bytes, size_t len, henge_snaps
       case KEY_VERSION:
         st = read_uint(&d, &out->version, HENGE_MSG("snapshot version (key 1) must be an unsigned integer"));
         if (st != HENGE_OK) return st;
+        if (out->version > HENGE_MAX_SAFE_INT) return fail(&d, HENGE_E_SNAPSHOT, HENGE_MSG("snapshot version (key 1) is beyond 2^53 - 1"));
         break;
       case KEY_HASH:
         st = read_id(&d, out->hash, HENGE_MSG("snapshot hash (key 2) must be an 8-byte string"));

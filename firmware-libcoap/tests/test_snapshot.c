@@ -98,8 +98,8 @@ static void accepts_other_valid_encodings(void) {
 }
 
 static void ignores_unknown_envelope_keys(void) {
-  /* Key 9: [ {1: [1, 2]}, "x" ]; key -1 (0x20): h'00'; a tagged item under key 10. */
-  HT_EQ_INT(decode_hex("a8 00 01 01 07 09 82 a1 01 82 01 02 61 78 20 41 00 0a c1 1a 00000001 02 48 b20cf0ed67fec9bb"
+  /* Key 9: [ {1: [1, 2]}, "x" ]; a tagged item under key 10. (A negative key is invalid: see the limits test.) */
+  HT_EQ_INT(decode_hex("a7 00 01 01 07 09 82 a1 01 82 01 02 61 78 0a c1 1a 00000001 02 48 b20cf0ed67fec9bb"
                        " 03 a1 61 6b f5 04 48 0102030405060708"),
             HENGE_OK);
   HT_CHECK(field("k") && field("k")->v.b == 1);
@@ -230,6 +230,14 @@ static void limits_of_this_build_keep_the_envelope(void) {
   HT_EQ_INT(decode_hex(ENV_HEAD "03 a1 61 61 1b 0020000000000000" ENV_TAIL), HENGE_E_SNAPSHOT);
   HT_EQ_INT(decode_hex(ENV_HEAD "03 a1 61 61 3b 001fffffffffffff" ENV_TAIL), HENGE_E_SNAPSHOT);
   HT_EQ_INT(decode_hex(ENV_HEAD "03 a1 61 61 1b 8000000000000000" ENV_TAIL), HENGE_E_SNAPSHOT);
+  /* A negative envelope key; a version beyond 2^53 - 1. */
+  HT_EQ_INT(decode_hex("a6 00 01 01 07 20 00 02 48 0000000000000000 03 a0 04 48 0000000000000000"), HENGE_E_SNAPSHOT);
+  HT_EQ_INT(decode_hex("a5 00 01 01 1b 0020000000000000 02 48 0000000000000000 03 a0 04 48 0000000000000000"), HENGE_E_SNAPSHOT);
+  /* Not well-formed inside a skipped (unknown) envelope value: a tag without content, a map key without value. */
+  HT_EQ_INT(decode_hex("a6 00 01 01 07 09 9f c1 ff 02 48 0000000000000000 03 a0 04 48 0102030405060708"), HENGE_E_CBOR);
+  HT_EQ_INT(decode_hex("a6 00 01 01 07 09 bf 01 ff 02 48 0000000000000000 03 a0 04 48 0102030405060708"), HENGE_E_CBOR);
+  /* ...while well-formed ones there are skipped: a tagged item, a complete pair, nested indefinite containers. */
+  HT_EQ_INT(decode_hex("a6 00 01 01 07 09 9f c1 01 bf 01 02 ff 9f ff ff 02 48 0000000000000000 03 a0 04 48 0102030405060708"), HENGE_OK);
   /* The reserved key. */
   HT_EQ_INT(decode_hex(ENV_HEAD "03 a1 69 5f5f70726f746f5f5f 01" ENV_TAIL), HENGE_E_SNAPSHOT);
   /* Chunked text beyond the arena (64 bytes here: two 40-byte chunked values). */
