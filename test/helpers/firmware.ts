@@ -23,11 +23,13 @@ export const HENGE_FW_ASAN = join(FIRMWARE_BUILD, 'asan', 'henge-fw');
 /** The pkg-config package henge-fw builds against (the OpenSSL flavour: DTLS-PSK). */
 export const LIBCOAP_PKG = 'libcoap-3-openssl';
 
-interface Need {
+/** A tool a firmware test needs, the Debian package that brings it, and how to tell it is there. */
+export interface Tool {
   readonly what: string;
   readonly pkg: string;
   readonly present: () => boolean;
 }
+type Need = Tool;
 
 const onPath = (name: string) => () => findOnPath(name) !== undefined;
 
@@ -64,14 +66,48 @@ const ARM: readonly Need[] = [
  * naming the Debian packages; returns true when everything is there.
  */
 export function needFirmwareToolchain(t: TestContext, opts: { readonly libcoap?: boolean; readonly arm?: boolean } = {}): boolean {
-  const needs = [...HOST_BUILD, ...(opts.libcoap ? LIBCOAP_DEV : []), ...(opts.arm ? ARM : [])];
-  const missing = needs.filter((n) => !n.present());
+  return needTools(t, [...HOST_BUILD, ...(opts.libcoap ? LIBCOAP_DEV : []), ...(opts.arm ? ARM : [])]);
+}
+
+export const CLANG: Tool = { what: 'clang', pkg: 'clang', present: onPath('clang') };
+
+/** libFuzzer's runtime (clang -fsanitize=fuzzer links it); Debian ships it apart from clang. */
+export const LIBFUZZER: Tool = {
+  what: 'libFuzzer (libclang_rt.fuzzer)',
+  pkg: 'libclang-rt-dev',
+  present: () => {
+    if (!findOnPath('clang')) return false;
+    const r = spawnSync('clang', ['--print-runtime-dir'], { encoding: 'utf8' });
+    const dir = r.stdout?.trim() ?? '';
+    return dir !== '' && ['libclang_rt.fuzzer-x86_64.a', 'libclang_rt.fuzzer.a', 'libclang_rt.fuzzer-aarch64.a'].some((f) => existsSync(join(dir, f)));
+  },
+};
+
+/** Source-based coverage (fuzz/coverage.sh). */
+export const LLVM_COV: Tool = { what: 'llvm-cov, llvm-profdata', pkg: 'llvm', present: () => findOnPath('llvm-cov') !== undefined && findOnPath('llvm-profdata') !== undefined };
+
+export const VALGRIND: Tool = { what: 'valgrind', pkg: 'valgrind', present: onPath('valgrind') };
+
+/** Skips (or, with CI=true, fails) the test when a tool is missing, naming the Debian packages; true when all are there. */
+export function needTools(t: TestContext, tools: readonly Tool[]): boolean {
+  const missing = tools.filter((x) => !x.present());
   if (missing.length === 0) return true;
   const pkgs = [...new Set(missing.map((m) => m.pkg))].join(' ');
   const why = `${missing.map((m) => m.what).join(', ')} not found: install the Debian package(s) ${pkgs} (scripts/install-system-deps.sh)`;
   if (process.env['CI'] === 'true') assert.fail(`${why}; with CI=true a missing build tool is a failure`);
   t.skip(why);
   return false;
+}
+
+export interface Run {
+  readonly code: number | null;
+  readonly output: string;
+}
+
+/** Runs a command to its end (stdout and stderr together), at most `timeoutMs`. */
+export function run(cmd: string, args: readonly string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Run {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
+  return { code: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `\n${String(r.error)}` : ''}` };
 }
 
 export interface MakeResult {
