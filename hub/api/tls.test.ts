@@ -83,6 +83,20 @@ test('tls - a generated certificate is kept in <data>/tls (folder 0700, key 0600
   }
 });
 
+test('tls - every generated certificate is valid DER: its serial is positive and minimally encoded', async () => {
+  // A serial whose first byte was 0x00 (one in 128) made OpenSSL refuse the whole certificate.
+  for (let i = 0; i < 32; i++) {
+    const dir = await mkdtemp(join(tmpdir(), 'henge-tls-serial-'));
+    try {
+      const c = await loadOrCreateCertificate(dir, {});
+      const serial = new X509Certificate(c.cert).serialNumber;
+      assert.match(serial, /^[4-7][0-9A-F]{31}$/, `serial ${serial}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+});
+
 test('tls - the listen address is among the names of a generated certificate, a wildcard is not', async () => {
   const specific = await loadOrCreateCertificate(await tempDir('names'), { hosts: ['192.0.2.7', 'hub.example'] });
   const names = new X509Certificate(specific.cert).subjectAltName ?? '';

@@ -160,9 +160,11 @@ async function generateSelfSigned(names: readonly string[], now: Date): Promise<
   const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'] });
   const cert = new pkijs.Certificate();
   cert.version = 2;
-  // 16 random bytes, the top bit clear: a positive serial.
+  // 16 random bytes, first byte in 0x40..0x7f: positive (top bit clear) and minimally encoded (not zero:
+  // DER forbids a leading zero byte before one with its top bit clear, and OpenSSL refuses the whole
+  // certificate then; that used to happen to one start in 128).
   const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f;
+  serial[0] = ((serial[0] ?? 0) & 0x3f) | 0x40;
   cert.serialNumber = new asn1js.Integer({ valueHex: serial });
   const commonName = `henge hub ${hostname()}`.slice(0, 64);
   // Self-signed: the issuer is the subject.
