@@ -18,6 +18,7 @@
 import { Socket as DgramSocket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { startHub } from '../../hub/hub.ts';
+import { DEFAULT_MAX_HANDSHAKES } from '../../hub/coap/dtls-session-limits.ts';
 import type { RunningHub } from '../../hub/hub.ts';
 import { addDevice, defineGroup, publishSchema } from '../../hub/domain/index.ts';
 import type { BatchOp } from '../../hub/store/store.ts';
@@ -125,7 +126,7 @@ async function start(data: string, devices: number, warmDevices: number, keepali
   const device = { port: 0, host: '127.0.0.1', keepaliveS };
   // The simulator's devices all come from 127.0.0.1: the per-address handshake cap (4, for a LAN of
   // separate devices) is raised to the global one, as for devices behind one NAT address.
-  const coaps = { ...device, handshakesPerAddress: 256 };
+  const coaps = { ...device, handshakesPerAddress: DEFAULT_MAX_HANDSHAKES };
   hub = await startHub({ data, host: '127.0.0.1', port: 0, ...(secure ? { coaps } : { coap: device }) });
   const token = hub.firstToken;
   if (!token) throw new Error(`the data folder ${data} is not fresh: no first token was made`);

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { DEFAULT_API_HOST, DEFAULT_API_PORT, DEFAULT_COAP_PORT, DEFAULT_COAPS_PORT, DEFAULT_DATA_DIR } from '../../hub/defaults.ts';
 import { HengeError, TlsConfigError } from '../../hub/errors.ts';
+import { DEFAULT_MAX_HANDSHAKES_PER_ADDRESS } from '../../hub/coap/dtls-session-limits.ts';
 import { configPath, readConfig, writeConfig } from '../config.ts';
 import { CliError, ExitCode } from '../exit.ts';
 import { stopOnSignals } from '../shutdown.ts';
@@ -188,7 +189,7 @@ export function registerHub(program: Command): void {
     .option('--insecure', 'also serve devices over plain CoAP (no encryption, no device authentication), and allow --no-https beyond loopback: on a network you trust')
     .option('--coaps-port <n>', 'UDP port of the DTLS device endpoint (0 picks a free one)', String(DEFAULT_COAPS_PORT))
     .option('--no-coaps', 'no DTLS device endpoint (and no device keys are issued)')
-    .option('--handshakes-per-address <n>', 'DTLS handshakes one IP address may have in progress (1-256); raise it when many devices reach the hub through one NAT address', '4')
+    .option('--handshakes-per-address <n>', 'DTLS handshakes one IP address may have in progress (1-256); raise it when many devices reach the hub through one NAT address', String(DEFAULT_MAX_HANDSHAKES_PER_ADDRESS))
     .option('--no-mdns', 'do not advertise the hub over mDNS/DNS-SD (devices then need --hub)')
     .option('--keepalive <seconds>', 'how often devices re-register; offline after three missed', '60')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (logs are JSON on stderr)', 'info')

@@ -24,8 +24,6 @@ const PREFIX = /^[a-z0-9][a-z0-9-]*$/;
 const STATUSES = ['applied', 'rejected', 'failed', 'reverted'] as const;
 const MAX_DEVICES = 100_000;
 const ADD_CONCURRENCY = 16;
-/** Devices starting at once over coaps: a hub's default cap of handshakes in progress per address. */
-const COAPS_START_WINDOW = 4;
 
 /** `sim-001` … `sim-050`: 1-based, zero-padded to at least 3 digits so ids sort. */
 export function simIds(prefix: string, count: number): string[] {
@@ -91,6 +89,9 @@ async function run(flags: SimFlags, cmd: Command): Promise<void> {
   // Loaded here: other verbs should not pay for the simulator.
   const { Simulator, HubAddressError, SPARE_FILES, openFileLimit, parseHubAddress } = await import('../../sim/index.ts');
   const { DEFAULT_COAP_PORT, DEFAULT_COAPS_PORT } = await import('../../hub/defaults.ts');
+  // Over coaps every device comes from this one address: as many start at once as a hub lets one address
+  // handshake by default.
+  const { DEFAULT_MAX_HANDSHAKES_PER_ADDRESS } = await import('../../hub/coap/dtls-session-limits.ts');
   const hubText = flags.hub ?? `127.0.0.1:${flags.coaps ? DEFAULT_COAPS_PORT : DEFAULT_COAP_PORT}`;
   const hub = ((): HubAddress => {
     try {
@@ -123,9 +124,7 @@ async function run(flags: SimFlags, cmd: Command): Promise<void> {
     keys = await issueKeys(env.client, ids);
   }
   const keyMap = keys;
-  // Over coaps every device comes from this one address, and a hub allows 4 handshakes in progress per
-  // address by default: starting 4 at a time keeps them all within that.
-  const sim = new Simulator({ hub, ackStatus: status as 0 | 1 | 2 | 3, ...(keyMap ? { keyOf: (id: string) => keyMap.get(id), startWindow: COAPS_START_WINDOW } : {}) });
+  const sim = new Simulator({ hub, ackStatus: status as 0 | 1 | 2 | 3, ...(keyMap ? { keyOf: (id: string) => keyMap.get(id), startWindow: DEFAULT_MAX_HANDSHAKES_PER_ADDRESS } : {}) });
   const t0 = Date.now();
   await sim.start(ids);
   process.stderr.write(`simulating ${count} devices (${ids[0] ?? ''}..${ids[ids.length - 1] ?? ''}) against ${flags.coaps ? 'coaps' : 'coap'}://${hubText}; Ctrl-C stops\n`);

@@ -33,13 +33,6 @@ export function ruleAccepts(rule: string | null, labels: Readonly<Record<string,
   return rule !== null && matches(parseSelector(rule), labels);
 }
 
-/** Records that a device's previous key stopped working (its grace period ended, or the device used its new key). */
-export async function recordKeyRetired(core: HubCore, device: string, keyId: string, reason: string): Promise<CommitResult | null> {
-  await core.ready();
-  if (!core.state.devices.has(device)) return null; // removed meanwhile: its keys went with it
-  return core.commit({ actor: 'hub', reason }, [{ type: EventType.DeviceKeyRetired, data: { device, keyId, reason } }]);
-}
-
 /** What the log records of a fleet provisioning token (never its secret). */
 export type ProvisioningRecord = Extract<EventData, { readonly type: typeof EventType.ProvisioningCreated }>['data'];
 

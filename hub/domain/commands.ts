@@ -413,26 +413,6 @@ export async function recordAcks(core: HubCore, acks: readonly DeviceAck[]): Pro
   return outcomes;
 }
 
-/** Records that a device got a new key (issued by the keystore); the event carries only the key's id. */
-export async function recordKeyIssued(
-  core: HubCore,
-  ctx: CommandContext,
-  device: string,
-  keyId: string,
-  previous?: { readonly keyId: string; readonly until: number },
-): Promise<CommitResult> {
-  await core.ready();
-  mustDevice(core.state, device);
-  return core.commit(ctx, [{ type: EventType.DeviceKeyIssued, data: { device, keyId, ...(previous ? { previous: previous.keyId, previousUntil: previous.until } : {}) } }]);
-}
-
-/** Records that a one-time enrollment token was made for a device (its id only). */
-export async function recordEnrollmentCreated(core: HubCore, ctx: CommandContext, device: string, enrollment: string, expiresAt: number): Promise<CommitResult> {
-  await core.ready();
-  mustDevice(core.state, device);
-  return core.commit(ctx, [{ type: EventType.EnrollmentCreated, data: { device, enrollment, expiresAt } }]);
-}
-
 /** Records a failed API authentication or authorization (audit). */
 export async function recordAuthFailure(core: HubCore, data: { ip: string; reason: string; method: string; path: string }): Promise<CommitResult> {
   await core.ready();

@@ -1,6 +1,7 @@
 /** The hub's domain: what the API layer may use. */
 export * from './commands.ts';
 export * from './admission.ts';
+export * from './keys.ts';
 export * from './queries.ts';
 export { HubCore, loadState, commitChannel } from './core.ts';
 export type { CommandContext, CommitResult, Committed, HubObserver } from './core.ts';

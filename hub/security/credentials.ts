@@ -17,7 +17,6 @@ import { ENROLL_IDENTITY_PREFIX, EnrollDecodeError, PROVISION_IDENTITY_PREFIX, d
 import { HengeError } from '../errors.ts';
 import { addDevice, recordKeyIssued, ruleAccepts } from '../domain/index.ts';
 import type { HubCore } from '../domain/index.ts';
-import { checkLabels } from '../domain/ids.ts';
 import { peerKey } from '../coap/transport.ts';
 import type { Peer } from '../coap/transport.ts';
 import type { Enrollments } from './enrollment.ts';
@@ -145,8 +144,7 @@ export class DeviceCredentials {
     const labels = { ...request.labels, ...token.labels };
     const accepted = ruleAccepts(token.accept, labels);
     try {
-      checkLabels(labels);
-      // Added first: of two devices racing for one id, the second fails here, before any key is issued.
+      // Added first (addDevice checks the labels too): of two devices racing for one id, the second fails here, before any key is issued.
       await addDevice(
         this.core,
         { actor: `provisioning:${token.id}`, reason: `enrolled with provisioning token ${token.name}` },

@@ -126,11 +126,6 @@ export class Keystore {
     await this.db.close();
   }
 
-  /** The PSK for an identity (a device id), or null. What the DTLS handshake asks. */
-  pskFor(device: string): Buffer | null {
-    return this.choose(device)?.key ?? null;
-  }
-
   /**
    * The key to try for a device's handshake. In a grace period both keys are valid but a handshake can
    * prove only one: the previous one unless `previousFirst` is false (the caller flips it for a peer whose

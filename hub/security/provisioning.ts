@@ -72,10 +72,6 @@ export class Provisioning {
     return [...this.open.values()].map((e) => e.token).sort((a, b) => a.expiresAt - b.expiresAt);
   }
 
-  has(id: string): boolean {
-    return this.open.has(id);
-  }
-
   /** Revokes a token (durably): devices can no longer enroll with it; those that did are unaffected. */
   async revoke(id: string): Promise<boolean> {
     if (!this.open.has(id)) return false;
