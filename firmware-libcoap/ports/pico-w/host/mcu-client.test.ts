@@ -129,6 +129,8 @@ function story(secure: boolean): void {
       fw = start();
       const restored = await fw.waitForLog((l) => /^restored the applied config, version \d+$/.test(l.msg), 10_000);
       assert.equal(restored.msg, `restored the applied config, version ${String(appliedVersion)}`);
+      // The LED line is logged just after `restored` and may come in a later read of the pipe: wait for it.
+      await fw.waitForLog((l) => l.msg === 'led', 10_000);
       const ledLine = fw.logs().findIndex((l) => l.msg === 'led');
       const connectedLine = fw.logs().findIndex((l) => /connected to/.test(l.msg));
       assert.ok(ledLine >= 0 && (connectedLine < 0 || ledLine < connectedLine), 'the LED shows the stored config before the hub answers');
