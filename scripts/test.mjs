@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: type-check, then every *.test.ts beside the code, with node's test runner.
-// Extra arguments are passed on, e.g. `npm test -- --test-name-pattern=observe` or a file list.
+// Extra arguments are passed on, e.g. `npm test -- --test-name-pattern=observe`, or a list of files and folders.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -20,8 +20,10 @@ function findTests(dir, out = []) {
 }
 
 const args = process.argv.slice(2);
-const files = args.filter((a) => a.endsWith('.ts'));
-const flags = args.filter((a) => !a.endsWith('.ts'));
+// A folder argument stands for every *.test.ts under it (e.g. `npm run test:faults` is test/faults).
+const isDir = (a) => !a.startsWith('-') && statSync(join(root, a), { throwIfNoEntry: false })?.isDirectory() === true;
+const files = args.flatMap((a) => (a.endsWith('.ts') ? [a] : isDir(a) ? findTests(join(root, a)).sort() : []));
+const flags = args.filter((a) => !a.endsWith('.ts') && !isDir(a));
 const tests = files.length > 0 ? files : findTests(root).sort();
 
 if (!process.env.HENGE_SKIP_TYPECHECK) {
