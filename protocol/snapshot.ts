@@ -140,7 +140,9 @@ function encodeEnvelope(s: Snapshot, values: Uint8Array): Uint8Array {
 /** Maps decode as Map (never as objects), so keys keep their CBOR type and arrays cannot pass as maps. */
 const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
 
-const MAX_SNAPSHOT_FIELDS = 256;
+/** docs/protocol.md, "Limits": at most 256 values in a snapshot, each text at most 4,096 bytes of valid UTF-8. */
+export const MAX_SNAPSHOT_FIELDS = 256;
+export const MAX_TEXT_BYTES = 4096;
 /** Config keys (docs/protocol.md, "Limits"): a letter or `_` first, then letters, digits, `_` and `-`; up to 64. */
 export const CONFIG_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 

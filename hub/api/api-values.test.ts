@@ -182,6 +182,40 @@ test('values - a number JSON cannot carry (1e400) is refused, never stored as nu
   assert.equal(await logLength(), log, 'nothing was written');
 });
 
+test('values - text is at most 4,096 bytes of UTF-8 (not characters) and never a lone surrogate; __proto__ is refused by DELETE too', async () => {
+  await addDevice({ id: 'txt-1', values: { ok: 'a'.repeat(4096) } });
+  const log = await logLength();
+  // 1,366 × '€' is 1,366 characters (the API schema's maxLength passes it) but 4,098 bytes on the wire.
+  const wide = expectError(await call('PATCH', '/devices/txt-1/values', { values: { w: '€'.repeat(1366), ok: 'b' } }), 400, 'HENGE_E_VALIDATION');
+  assert.deepEqual(fieldsOf(wide), [['values.w', 'maxBytes']]);
+  const lone = expectError(await call('PATCH', '/devices/txt-1/values', { values: { s: 'x\ud800y' } }), 400, 'HENGE_E_VALIDATION');
+  assert.deepEqual(fieldsOf(lone), [['values.s', 'utf8']]);
+  expectError(await call('PUT', '/groups/txt-g', { selector: 'txt=1', values: { w: '€'.repeat(1366) } }), 400, 'HENGE_E_VALIDATION');
+  expectError(await call('DELETE', '/devices/txt-1/values/__proto__'), 400, 'HENGE_E_VALIDATION');
+  assert.equal(await logLength(), log, 'nothing was written');
+  assert.equal((await call('PATCH', '/devices/txt-1/values', { values: { w: '€'.repeat(1365), pair: '\ud83d\ude00' } })).status, 200);
+  assert.deepEqual(await values('/devices/txt-1'), { ok: 'a'.repeat(4096), w: '€'.repeat(1365), pair: '😀' });
+});
+
+test('values - a device without a schema never gets over 256 values, whichever layer adds them', async () => {
+  const many = (prefix: string, n: number): Record<string, number> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, i]));
+  await addDevice({ id: 'wide-1', labels: { wide: '1' }, values: many('d', 200) });
+  assert.equal((await call('PUT', '/groups/wide-g', { selector: 'wide=1', values: many('g', 56) })).status, 200);
+  assert.equal(Object.keys((await config('wide-1')).values).length, 256);
+  const log = await logLength();
+  const byGroup = expectError(await call('PATCH', '/groups/wide-g/values', { values: { g56: 1 } }), 422, 'HENGE_E_SCHEMA_VIOLATION');
+  assert.deepEqual(fieldsOf(byGroup), [['values', 'maxFields']]);
+  assert.equal(byGroup.details.violations?.[0]?.device, 'wide-1');
+  expectError(await call('PATCH', '/devices/wide-1/values', { values: { d200: 1 } }), 422, 'HENGE_E_SCHEMA_VIOLATION');
+  expectError(await call('PUT', '/groups/wide-h', { selector: 'wide=1', values: { h: 1 } }), 422, 'HENGE_E_SCHEMA_VIOLATION');
+  expectError(await call('POST', '/devices', { id: 'wide-2', labels: { wide: '1' }, values: many('d', 201) }), 422, 'HENGE_E_SCHEMA_VIOLATION');
+  assert.equal(await logLength(), log, 'nothing was written');
+  // Changing a value the group has, or one the device shares with it, adds nothing.
+  assert.equal((await call('PATCH', '/groups/wide-g/values', { values: { g0: 'changed' } })).status, 200);
+  assert.equal((await call('PATCH', '/devices/wide-1/values', { values: { g1: 'mine', d0: null } })).status, 200);
+  assert.equal((await call('PATCH', '/devices/wide-1/values', { values: { d200: 1 } })).status, 200);
+});
+
 test('values - concurrent PATCHes through the API all land, each with its own seq', async () => {
   await addDevice({ id: 'conc-1' });
   const replies = await Promise.all(

@@ -4,6 +4,7 @@
  * views, so a refused command leaves no trace, in memory or on disk.
  */
 import type { AckStatusName } from '../../protocol/ack.ts';
+import { MAX_SNAPSHOT_FIELDS } from '../../protocol/snapshot.ts';
 import type { ConfigValue } from '../../protocol/snapshot.ts';
 import { AlreadyExistsError, LastTokenError, NotFoundError, SchemaConflictError, SchemaViolationError, ValidationError } from '../errors.ts';
 import type { Violation } from '../errors.ts';
@@ -78,7 +79,12 @@ function unknownDeviceKeys(values: Readonly<Record<string, ConfigValue>>, schema
 }
 
 function checkDevice(device: Pick<DeviceRecord, 'id' | 'values'>, groups: readonly GroupRecord[], schema: SchemaRecord | undefined): Violation[] {
-  if (!schema) return [];
+  if (!schema) {
+    // Every key of every layer reaches the device: the wire's limit is all there is to check.
+    const n = Object.keys(effectiveValues(device, groups, undefined)).length;
+    if (n <= MAX_SNAPSHOT_FIELDS) return [];
+    return [{ field: 'values', rule: 'maxFields', message: `device ${device.id} would have ${n} config values; a snapshot holds at most ${MAX_SNAPSHOT_FIELDS}`, device: device.id }];
+  }
   const effective = effectiveValues(device, groups, schema);
   const out = validateConfig(schema, effective, device.id).filter((v) => v.rule !== 'unknown');
   return [...unknownDeviceKeys(device.values, schema, device.id), ...out];
@@ -190,7 +196,7 @@ export async function setValues(
   if (changes.length === 0) return { seq: null, events: [], warnings: [] };
   const proposed: GroupRecord = { ...group, values: next };
   const members = [...s.groupMembers(group.name)];
-  const violations = checkMembersForKeys(s, members, proposed, changes.map((c) => c.key));
+  const violations = checkMembersForKeys(s, members, proposed, changes.map((c) => c.key), changes.some((c) => c.from === undefined));
   if (violations.length > 0) throw violationError(SchemaViolationError, violations, `invalid value for group ${group.name}`);
   const warnings = groupWarnings(s, members, proposed, Object.keys(patch).filter((k) => patch[k] !== null));
   return { ...(await core.commit(ctx, [{ type: EventType.ValuesChanged, data: { group: group.name, changes } }])), warnings };
@@ -203,7 +209,6 @@ function checkMembers(s: HubState, members: readonly string[], name: string, pro
     const device = s.devices.get(id);
     if (!device) continue;
     const schema = s.schemaOf(device);
-    if (!schema) continue;
     const groups = s.groupsOf(id).filter((g) => g.name !== name);
     if (proposed) {
       groups.push(proposed);
@@ -217,13 +222,18 @@ function checkMembers(s: HubState, members: readonly string[], name: string, pro
 /**
  * A group value change can only break the keys it changes: checks just those, for every member, with
  * the group's values replaced by `proposed` (same result as checkMembers, without a full merge each).
+ * A member without a schema can only break the field limit, and only when the group gains a key (`grows`).
  */
-function checkMembersForKeys(s: HubState, members: readonly string[], proposed: GroupRecord, keys: readonly string[]): Violation[] {
+function checkMembersForKeys(s: HubState, members: readonly string[], proposed: GroupRecord, keys: readonly string[], grows: boolean): Violation[] {
   const out: Violation[] = [];
   for (const id of members) {
     const device = s.devices.get(id);
-    const schema = device ? s.schemaOf(device) : undefined;
-    if (!device || !schema) continue;
+    if (!device) continue;
+    const schema = s.schemaOf(device);
+    if (!schema) {
+      if (grows) out.push(...checkMembers(s, [id], proposed.name, proposed));
+      continue;
+    }
     const groups = s.groupsOf(id);
     for (const key of keys) {
       const field = schema.fields.find((f) => f.name === key);

@@ -1,6 +1,6 @@
 /** Naming rules for devices, groups, schemas, labels and config keys (DESIGN.md, "Data model"). */
 import { DEVICE_ID_PATTERN } from '../../protocol/paths.ts';
-import { CONFIG_KEY_PATTERN } from '../../protocol/snapshot.ts';
+import { CONFIG_KEY_PATTERN, MAX_TEXT_BYTES } from '../../protocol/snapshot.ts';
 import { InvalidIdError, ValidationError } from '../errors.ts';
 
 /** Device, group and schema ids: lowercase, digits and dashes, 1–63 characters, not starting with a dash. */
@@ -56,9 +56,14 @@ export function checkConfigKeys(keys: Iterable<string>, field = 'values'): void 
   if (violations.length > 0) throw new ValidationError(`invalid config keys: ${violations.map((v) => v.field).join(', ')}`, { violations });
 }
 
+/** With the `u` flag a surrogate pair is one code point, so this matches only a lone surrogate. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /**
  * Checks the values of a set/patch: numbers must be finite (JSON's 1e400 parses to Infinity, which the
- * log could not store) and -0 becomes 0 (JSON views would store it as 0 and change the hash on restart).
+ * log could not store) and -0 becomes 0 (JSON views would store it as 0 and change the hash on restart);
+ * text must have a UTF-8 form (JSON can carry a lone surrogate, which would reach devices as U+FFFD) of at
+ * most MAX_TEXT_BYTES, the wire's limit (the API's maxLength counts characters, up to 4 bytes each).
  */
 export function normalizeValues<V extends string | number | boolean | null>(values: Readonly<Record<string, V>>, field = 'values'): Record<string, V> {
   const out: Record<string, V> = {};
@@ -66,6 +71,22 @@ export function normalizeValues<V extends string | number | boolean | null>(valu
   for (const [k, v] of Object.entries(values)) {
     if (typeof v === 'number' && !Number.isFinite(v)) {
       violations.push({ field: `${field}.${k}`, rule: 'type', message: `${k} must be a finite number` });
+      continue;
+    }
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) {
+        violations.push({ field: `${field}.${k}`, rule: 'utf8', message: `${k} holds a lone surrogate (text must be valid Unicode)` });
+        continue;
+      }
+      const bytes = Buffer.byteLength(v, 'utf8');
+      if (bytes > MAX_TEXT_BYTES) {
+        violations.push({ field: `${field}.${k}`, rule: 'maxBytes', message: `${k} is ${bytes} bytes of UTF-8; at most ${MAX_TEXT_BYTES}` });
+        continue;
+      }
+    }
+    if (RESERVED_CONFIG_KEYS.has(k)) {
+      // Assigning it below would set the prototype instead; checkConfigKeys refuses it by name.
+      violations.push({ field: `${field}.${k}`, rule: 'reserved', message: `${k} is reserved and cannot be a config key` });
       continue;
     }
     out[k] = (typeof v === 'number' && Object.is(v, -0) ? 0 : v) as V;
