@@ -9,7 +9,7 @@ const AFTER_LOG = 'l"';
 
 interface LevelErrorLike {
   code?: string;
-  cause?: { code?: string };
+  cause?: { code?: string; message?: string };
 }
 
 export class LevelStore implements Store {
@@ -27,7 +27,9 @@ export class LevelStore implements Store {
       if (e.cause?.code === 'LEVEL_LOCKED' || e.code === 'LEVEL_LOCKED') {
         throw new StoreLockedError(`the data folder ${this.location} is in use by another henge process`, { location: this.location }, { cause: err });
       }
-      throw new StoreUnavailableError(`cannot open the store at ${this.location}: ${(err as Error).message}`, { location: this.location }, { cause: err });
+      // level's own message is "Database failed to open"; the reason (e.g. a read-only file system) is in its cause.
+      const why = e.cause?.message ?? (err as Error).message;
+      throw new StoreUnavailableError(`cannot open the store at ${this.location}: ${why}`, { location: this.location }, { cause: err });
     }
   }
 

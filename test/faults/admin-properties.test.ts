@@ -12,10 +12,9 @@ import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { useApiHub } from '../helpers/api.ts';
-import { faultSeed } from './scenarios/crash.ts';
 import { applyEdit, deviceValid, effective, generalProblem } from './scenarios/config-model.ts';
 import type { Field, ModelDevice, ModelState, Value, Values } from './scenarios/config-model.ts';
-import { verdictLine } from './verdict.ts';
+import { faultSeed, verdictLine } from './verdict.ts';
 
 const api = useApiHub('henge-fault-props-');
 

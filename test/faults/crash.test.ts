@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crashDurability, faultSeed } from './scenarios/crash.ts';
-import { verdictLine } from './verdict.ts';
+import { crashDurability } from './scenarios/crash.ts';
+import { faultSeed, verdictLine } from './verdict.ts';
 import { summarize } from '../../bench/lib/stats.ts';
 
 test('faults crash - kill -9 during 64 concurrent writers, 20 times: 0 acknowledged writes lost, none torn, --verify clean', { timeout: 600_000 }, async (t) => {

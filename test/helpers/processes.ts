@@ -48,11 +48,20 @@ export interface HubProcess {
  * Starts `henge hub` on free ports, without mDNS (tests send nothing beyond loopback unless they run in
  * their own network namespaces).
  */
-export async function startHubProcess(sandbox: Sandbox, args: readonly string[] = [], timeoutMs = 20_000, options: { readonly insecure?: boolean } = {}): Promise<HubProcess> {
-  const dataDir = join(sandbox.dir, 'data');
-  // Plain CoAP too (--insecure) unless told otherwise: most end-to-end tests drive the plain endpoint.
+export interface HubProcessOptions {
+  /** Plain CoAP too (--insecure), the default: most end-to-end tests drive the plain endpoint. */
+  readonly insecure?: boolean;
+  /** The data folder (default: `<sandbox>/data`). */
+  readonly dataDir?: string;
+  /** A command that runs the hub, e.g. nsenter into a mount namespace (mountns.ts); it must exec, not fork. */
+  readonly prefix?: readonly string[];
+}
+
+export async function startHubProcess(sandbox: Sandbox, args: readonly string[] = [], timeoutMs = 20_000, options: HubProcessOptions = {}): Promise<HubProcess> {
+  const dataDir = options.dataDir ?? join(sandbox.dir, 'data');
   const insecure = (options.insecure ?? true) ? ['--insecure'] : [];
-  const child = spawn(process.execPath, [HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--coap-port', '0', '--coaps-port', '0', '--no-mdns', '--log-level', 'warn', ...insecure, ...args], {
+  const [cmd, ...pre] = [...(options.prefix ?? []), process.execPath];
+  const child = spawn(cmd ?? process.execPath, [...pre, HENGE_BIN, 'hub', '--data', dataDir, '--port', '0', '--coap-port', '0', '--coaps-port', '0', '--no-mdns', '--log-level', 'warn', ...insecure, ...args], {
     env: sandbox.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -8,13 +8,13 @@
  * two fresh keys at a time until the hub dies or it has written WRITES_PER_CLIENT times. Keys are never
  * rewritten, so every acknowledged write stays checkable, and every round re-checks all earlier rounds.
  */
-import { randomInt } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import { rng } from '../../helpers/rng.ts';
 import { makeSandbox, runCli, startHubProcess } from '../../helpers/processes.ts';
 import type { HubProcess } from '../../helpers/processes.ts';
 import { randomConfigValue } from './values.ts';
 import type { Value } from './values.ts';
+import { checkWrites } from './writes.ts';
+import type { Write } from './writes.ts';
 
 export interface CrashOptions {
   readonly rounds: number;
@@ -51,13 +51,6 @@ export interface CrashResult {
   readonly writesPerSecond: readonly number[];
   /** The first problems found, for the failure message. */
   readonly problems: readonly string[];
-}
-
-interface Write {
-  readonly device: string;
-  readonly values: Readonly<Record<string, Value>>;
-  /** true: answered 2xx; false: no answer (the hub died). */
-  readonly acked: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -102,11 +95,11 @@ export async function crashDurability(opts: CrashOptions): Promise<CrashResult> 
           try {
             status = await send(op.method, op.path, op.body);
           } catch {
-            writes.push({ device, values: op.values, acked: false });
+            writes.push({ device, values: op.values, outcome: 'unanswered' });
             return; // the hub is gone
           }
           if (status >= 200 && status < 300) {
-            writes.push({ device, values: op.values, acked: true });
+            writes.push({ device, values: op.values, outcome: 'acked' });
             acked++;
           } else {
             unexpectedStatus++;
@@ -133,14 +126,14 @@ export async function crashDurability(opts: CrashOptions): Promise<CrashResult> 
       restartMs.push(Math.round(performance.now() - killedAt));
       const check = await checkWrites(hub.url, token, writes);
       problems.push(...check.problems.slice(0, Math.max(0, 20 - problems.length)));
-      log(`round ${round + 1}/${opts.rounds}: killed after ${delay} ms, ${acked} writes acked (${writes.filter((w) => w.acked).length} in all), verify ${verify.code === 0 ? 'clean' : 'FAILED'}, ${check.lost} lost, ${check.altered} altered, ${check.torn} torn`);
+      log(`round ${round + 1}/${opts.rounds}: killed after ${delay} ms, ${acked} writes acked (${writes.filter((w) => w.outcome === 'acked').length} in all), verify ${verify.code === 0 ? 'clean' : 'FAILED'}, ${check.lost} lost, ${check.altered} altered, ${check.torn} torn`);
       if (round === opts.rounds - 1) {
         return {
           rounds: opts.rounds,
           clients: opts.clients,
           seed: opts.seed,
-          ackedWrites: writes.filter((w) => w.acked).length,
-          unansweredWrites: writes.filter((w) => !w.acked).length,
+          ackedWrites: writes.filter((w) => w.outcome === 'acked').length,
+          unansweredWrites: writes.filter((w) => w.outcome === 'unanswered').length,
           unansweredPresent: check.unansweredPresent,
           lost: check.lost,
           altered: check.altered,
@@ -159,59 +152,4 @@ export async function crashDurability(opts: CrashOptions): Promise<CrashResult> 
     await hub.stop('SIGKILL');
     await sandbox.cleanup();
   }
-}
-
-interface Check {
-  readonly lost: number;
-  readonly altered: number;
-  readonly torn: number;
-  readonly unansweredPresent: number;
-  readonly problems: string[];
-}
-
-/** Reads every device's values once and checks every write so far against them. */
-async function checkWrites(url: string, token: string, writes: readonly Write[]): Promise<Check> {
-  const devices = new Map<string, Record<string, Value> | null>();
-  for (const w of writes) {
-    if (devices.has(w.device)) continue;
-    const res = await fetch(`${url}/devices/${w.device}/values`, { headers: { authorization: `Bearer ${token}` } });
-    const body = (await res.json()) as { values?: Record<string, Value> };
-    devices.set(w.device, res.status === 200 && body.values ? body.values : null);
-  }
-  let lost = 0;
-  let altered = 0;
-  let torn = 0;
-  let unansweredPresent = 0;
-  const problems: string[] = [];
-  for (const w of writes) {
-    const stored = devices.get(w.device) ?? null;
-    const keys = Object.keys(w.values);
-    const present = keys.filter((k) => stored !== null && Object.hasOwn(stored, k));
-    const same = present.filter((k) => isDeepStrictEqual(stored?.[k], w.values[k]));
-    if (w.acked) {
-      if (present.length < keys.length) {
-        lost++;
-        if (problems.length < 10) problems.push(`lost: ${w.device} ${JSON.stringify(w.values)} was answered 2xx but is not stored`);
-      } else if (same.length < keys.length) {
-        altered++;
-        if (problems.length < 10) problems.push(`altered: ${w.device} sent ${JSON.stringify(w.values)}, stored ${JSON.stringify(keys.map((k) => stored?.[k]))}`);
-      }
-    } else {
-      if (present.length > 0) unansweredPresent++;
-      if (present.length !== 0 && present.length !== keys.length) {
-        torn++;
-        if (problems.length < 10) problems.push(`torn: ${w.device} ${JSON.stringify(w.values)}: only ${present.join(', ')} stored`);
-      } else if (same.length !== present.length) {
-        altered++;
-        if (problems.length < 10) problems.push(`altered (unanswered): ${w.device} sent ${JSON.stringify(w.values)}, stored ${JSON.stringify(keys.map((k) => stored?.[k]))}`);
-      }
-    }
-  }
-  return { lost, altered, torn, unansweredPresent, problems };
-}
-
-/** A seed for this run: HENGE_FAULTS_SEED replays one. */
-export function faultSeed(): number {
-  const env = process.env['HENGE_FAULTS_SEED'];
-  return env !== undefined && /^\d+$/.test(env) ? Number(env) : randomInt(1, 2 ** 31);
 }
