@@ -38,7 +38,7 @@ if (!process.env.HENGE_SKIP_TYPECHECK) {
 console.log(`> node --test (${tests.length} files)`);
 const run = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...flags, ...tests],
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...flags, ...tests],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(run.status ?? 1);

@@ -1,0 +1,156 @@
+/**
+ * Fault scenario 2, a lossy network: DEVICES simulated devices (sim/) reach a real hub process through a
+ * relay process (test/helpers/lossy-relay.ts) that drops LOSS of the datagrams in each direction and
+ * delays the rest by a random 0..JITTER ms, so they overtake each other. CHANGES group changes follow
+ * each other faster than a lossy exchange settles (in-flight notifications get replaced). Then:
+ *  - the hub must hold every device's ack of its latest version; the time from the last change to the
+ *    hub recording it is compared with RFC 7252's MAX_TRANSMIT_SPAN (45 s: first transmission to last
+ *    retransmission) and MAX_TRANSMIT_WAIT (93 s: to giving up). At 20 % loss each way one exchange
+ *    fails its first four transmissions with probability 0.36^4 ≈ 1.7 %, and a device's change takes two
+ *    exchanges in a row (the notification, then the ack POST), so a few of 200 devices land past 45 s;
+ *    none may land past MAX_TRANSMIT_WAIT;
+ *  - no device may apply a version older than one it applied before (`notified` events).
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startHub } from '../../../hub/hub.ts';
+import { addDevice, defineGroup } from '../../../hub/domain/index.ts';
+import { Simulator } from '../../../sim/index.ts';
+import { startLossyRelay } from '../../helpers/lossy-relay.ts';
+import type { LossyRelay, RelayCounters } from '../../helpers/lossy-relay.ts';
+import { rng } from '../../helpers/rng.ts';
+import { makeSandbox, startHubProcess } from '../../helpers/processes.ts';
+import type { HubProcess } from '../../helpers/processes.ts';
+
+/** RFC 7252 §4.8.2 with the default parameters: first transmission to last retransmission, and to giving up. */
+export const MAX_TRANSMIT_SPAN_MS = 45_000;
+export const MAX_TRANSMIT_WAIT_MS = 93_000;
+
+export interface LossyOptions {
+  readonly devices: number;
+  readonly loss: number;
+  readonly jitterMs: number;
+  readonly changes: number;
+  readonly changeGapMs: number;
+  readonly keepaliveS: number;
+  readonly seed: number;
+  readonly progress?: (line: string) => void;
+}
+
+export interface LossyResult {
+  readonly devices: number;
+  readonly seed: number;
+  readonly converged: number;
+  /** Last change → each device's ack of its latest version, ms. */
+  readonly convergeMs: readonly number[];
+  readonly fleetConverged: number;
+  /** Devices that saw the 2.04 of their last ack (the rest had it lost on the way back, or still in flight). */
+  readonly deviceSawAck: number;
+  /** A version applied after a newer one (must be 0), and the same version applied twice. */
+  readonly olderAfterNewer: number;
+  readonly reapplied: number;
+  /** Notifications older than the device's current one that arrived and were refused by the version rule. */
+  readonly staleRefused: number;
+  readonly deviceRetransmissions: number;
+  readonly relay: RelayCounters;
+}
+
+const GROUP = 'lossy';
+const id = (i: number): string => `lossy-${String(i).padStart(4, '0')}`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function lossyNetwork(opts: LossyOptions): Promise<LossyResult> {
+  const log = opts.progress ?? ((): void => undefined);
+  const random = rng(opts.seed);
+  const sandbox = await makeSandbox('henge-fault-lossy-');
+  const dataDir = join(sandbox.dir, 'data');
+  const ids = Array.from({ length: opts.devices }, (_, i) => id(i));
+  let hub: HubProcess | undefined;
+  let relay: LossyRelay | undefined;
+  let sim: Simulator | undefined;
+  try {
+    const seed = await startHub({ data: dataDir, host: '127.0.0.1', port: 0 });
+    const token = seed.firstToken ?? '';
+    const ctx = { actor: 'faults', reason: 'seed' };
+    await Promise.all(ids.map((d) => addDevice(seed.core, ctx, { id: d, labels: { fleet: GROUP } })));
+    await defineGroup(seed.core, ctx, GROUP, { selector: `fleet=${GROUP}`, values: { n: 0 } });
+    await seed.close();
+
+    hub = await startHubProcess(sandbox, ['--keepalive', String(opts.keepaliveS), '--log-level', 'warn', '--no-coaps'], 60_000, { dataDir });
+    assert.ok(hub.coapPort);
+    relay = await startLossyRelay({ host: '127.0.0.1', port: hub.coapPort }, opts.loss, opts.jitterMs, opts.seed);
+    sim = new Simulator({ hub: `127.0.0.1:${relay.port}`, random });
+    const applied = new Map<string, number>();
+    const acked = new Map<string, number>();
+    let olderAfterNewer = 0;
+    let reapplied = 0;
+    sim.on('notified', (e) => {
+      if (!e.applied) return;
+      const last = applied.get(e.device);
+      if (last !== undefined && e.version < last) olderAfterNewer++;
+      if (last !== undefined && e.version === last) reapplied++;
+      applied.set(e.device, e.version);
+    });
+    sim.on('acked', (e) => {
+      if (e.code === '2.04' && e.version > (acked.get(e.device) ?? 0)) acked.set(e.device, e.version);
+    });
+    await sim.start(ids);
+    await sim.registration();
+    for (let i = 0; i < 600 && sim.stats().observing < opts.devices; i++) await sleep(100);
+    log(`${sim.stats().observing}/${opts.devices} devices observing through the relay (loss ${opts.loss * 100} % each way, jitter 0-${opts.jitterMs} ms)`);
+
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    for (let k = 1; k <= opts.changes; k++) {
+      const r = await fetch(`${hub.url}/groups/${GROUP}/values`, { method: 'PATCH', headers: auth, body: JSON.stringify({ values: { n: k } }) });
+      assert.equal(r.status, 200, await r.text());
+      await sleep(opts.changeGapMs);
+    }
+    const lastChange = Date.now();
+    interface FleetDevice {
+      readonly device: string;
+      readonly desiredVersion: number;
+      readonly appliedVersion: number | null;
+      readonly lastAck: { readonly version: number; readonly time: number } | null;
+    }
+    const fleetNow = async (): Promise<{ summary: { converged: number }; devices: FleetDevice[] }> =>
+      (await (await fetch(`${hub?.url ?? ''}/fleet`, { headers: auth })).json()) as { summary: { converged: number }; devices: FleetDevice[] };
+    log(`${opts.changes} changes made; waiting until the hub holds every device's ack of its latest version`);
+    // Converged as the hub sees it: it recorded the device's ack of its desired version (the ack's answer
+    // may still be lost on the way back, which only the device notices).
+    const deadline = lastChange + MAX_TRANSMIT_WAIT_MS + 30_000;
+    let fleet = await fleetNow();
+    let lastReport = Date.now();
+    while (Date.now() < deadline && fleet.summary.converged < opts.devices) {
+      if (Date.now() - lastReport > 5000) {
+        lastReport = Date.now();
+        log(`${fleet.summary.converged}/${opts.devices} converged ${Date.now() - lastChange} ms after the last change`);
+      }
+      await sleep(250);
+      fleet = await fleetNow();
+    }
+    const done = fleet.devices.filter((d) => d.appliedVersion === d.desiredVersion && d.lastAck !== null);
+    const convergeMs = done.map((d) => Math.max(0, (d.lastAck?.time ?? lastChange) - lastChange));
+    for (const d of fleet.devices.filter((x) => x.appliedVersion !== x.desiredVersion).slice(0, 5)) {
+      log(`not converged: ${d.device}: the hub has ${String(d.appliedVersion)} of ${d.desiredVersion}; the device applied ${String(applied.get(d.device))}, saw its ack of ${String(acked.get(d.device))} answered`);
+    }
+    const converged = done.length;
+    return {
+      devices: opts.devices,
+      seed: opts.seed,
+      converged,
+      convergeMs,
+      fleetConverged: fleet.summary.converged,
+      deviceSawAck: ids.filter((d) => (acked.get(d) ?? 0) >= (applied.get(d) ?? Infinity)).length,
+      olderAfterNewer,
+      reapplied,
+      staleRefused: sim.counters.stale,
+      deviceRetransmissions: sim.counters.retransmissions,
+      relay: await relay.stop(),
+    };
+  } finally {
+    await sim?.stop({ deregister: false }).catch(() => undefined);
+    await relay?.stop().catch(() => undefined);
+    await hub?.stop('SIGKILL');
+    await sandbox.cleanup();
+  }
+}
