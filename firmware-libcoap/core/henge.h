@@ -42,7 +42,8 @@ typedef enum henge_status {
   HENGE_E_NOT_FOUND,   /* nothing there: no valid slot, no pending ack */
   HENGE_E_APPLY,       /* the platform could not apply a snapshot (the previous config is kept) */
   HENGE_E_REJECT,      /* the platform will not apply this snapshot (e.g. its output format cannot hold it) */
-  HENGE_E_UNSUPPORTED  /* the platform does not offer this (e.g. no discovery) */
+  HENGE_E_UNSUPPORTED, /* the platform does not offer this (e.g. no discovery) */
+  HENGE_E_DNS          /* not a well-formed DNS message: truncated, a bad name or pointer, a record that overruns */
 } henge_status;
 
 /* A short constant name for a status ("HENGE_E_CBOR"); never NULL. */
@@ -286,6 +287,90 @@ henge_status henge_device_keepalive_delay(henge_device *dev, uint32_t max_age_s,
 
 /* Asks platform->discover for a hub; HENGE_E_UNSUPPORTED without one. */
 henge_status henge_device_discover(henge_device *dev, char *host, size_t host_cap, uint16_t *port);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Hub discovery: the DNS side of a one-shot mDNS browse (RFC 6762 §5.1, DNS-SD RFC 6763;            */
+/* docs/protocol.md, "Discovery"). The port owns the socket (multicast to 224.0.0.251:5353 from any  */
+/* port, so responders answer by unicast, §6.7); the core writes the queries and reads the answers. */
+
+#define HENGE_DNS_NAME_MAX 255 /* bytes of a name in wire form, uncompressed, with the root label */
+#define HENGE_DNS_LABEL_MAX 63
+#define HENGE_DNS_HEADER_BYTES 12
+#define HENGE_DNS_TYPE_A 1
+#define HENGE_DNS_TYPE_PTR 12
+#define HENGE_DNS_TYPE_TXT 16
+#define HENGE_DNS_TYPE_AAAA 28
+#define HENGE_DNS_TYPE_SRV 33
+/* Bytes of a TXT `v` value kept for the log (a longer one is still compared whole: it is not "1"). */
+#define HENGE_DNSSD_TXT_V_MAX 15
+/* A hub id fits one DNS label with the `henge-` prefix: at most 57 bytes (discovery/service.ts). */
+#define HENGE_DNSSD_HUB_ID_MAX 63
+
+/* Why a hub found over DNS-SD is not used (the Node agent's reasons, discovery/browse.ts). */
+typedef enum henge_dnssd_verdict {
+  HENGE_DNSSD_USABLE = 0,     /* SRV, TXT (v=1, id, api) and an address: this one will do */
+  HENGE_DNSSD_INCOMPLETE,     /* no SRV, no TXT or no address (yet): see has_srv, has_txt, has_a/has_aaaa */
+  HENGE_DNSSD_NO_VERSION,     /* TXT has no v */
+  HENGE_DNSSD_OTHER_VERSION,  /* TXT v is not this protocol's version (1) */
+  HENGE_DNSSD_BAD_ID,         /* TXT id missing, empty, too long, or holding a space or a control character */
+  HENGE_DNSSD_BAD_API,        /* TXT api is not a port (1-65535) */
+  HENGE_DNSSD_OTHER_HUB,      /* TXT id is not the pinned hub's */
+  HENGE_DNSSD_BAD_PORT        /* SRV port 0 */
+} henge_dnssd_verdict;
+
+/* One service instance seen under the browsed name, and what its records said. */
+typedef struct henge_dnssd_hub {
+  uint8_t instance[HENGE_DNS_NAME_MAX]; /* its full name in wire form; instance[0] is the length of the first label */
+  uint8_t instance_len;
+  uint8_t target[HENGE_DNS_NAME_MAX];   /* SRV target, wire form */
+  uint8_t target_len;
+  bool has_srv, has_txt, has_a, has_aaaa;
+  uint16_t port;                        /* SRV port (CoAP) */
+  uint8_t ipv4[4];                      /* the first A record of the target */
+  uint8_t ipv6[16];                     /* the first AAAA record of the target */
+  /* TXT (RFC 6763 §6.4: keys case-insensitive, the first occurrence counts) */
+  bool has_v, has_id, has_api;
+  uint8_t v_len;                        /* the real length; v holds at most HENGE_DNSSD_TXT_V_MAX bytes of it */
+  char v[HENGE_DNSSD_TXT_V_MAX + 1];
+  bool id_ok;                           /* 1-63 bytes, no space or control character */
+  uint8_t id_len;
+  char id[HENGE_DNSSD_HUB_ID_MAX + 1];  /* NUL-terminated when id_ok */
+  uint16_t api_port;                    /* 0 when api is not a port */
+} henge_dnssd_hub;
+
+typedef struct henge_dnssd_browse {
+  uint8_t service[HENGE_DNS_NAME_MAX]; /* _henge._sub._coap(s)._udp.local, wire form */
+  uint8_t service_len;
+  uint8_t count;
+  henge_dnssd_hub hubs[HENGE_DNSSD_MAX_HUBS]; /* in the order their PTR records arrived */
+  uint16_t dropped;                           /* instances beyond HENGE_DNSSD_MAX_HUBS, not kept */
+} henge_dnssd_browse;
+
+/* Starts a browse for `_henge._sub._coaps._udp.local` (secure) or `_henge._sub._coap._udp.local`. */
+henge_status henge_dnssd_browse_init(henge_dnssd_browse *b, bool secure);
+
+/*
+ * A query (ID `id`): PTR for the browsed name, then SRV and TXT for each instance still missing them and
+ * A for each SRV target without an address, as many as fit in `cap` (at least the PTR question).
+ */
+henge_status henge_dnssd_query(const henge_dnssd_browse *b, uint16_t id, uint8_t *buf, size_t cap, size_t *len);
+
+/*
+ * Takes the records of one DNS response (any section) that concern the browse: PTR of the browsed name
+ * (TTL 0, a goodbye, forgets the instance), SRV and TXT of a known instance, A and AAAA of a known SRV
+ * target; class IN, names compared without case. The whole message is checked first and nothing is
+ * taken from one that is not well-formed (HENGE_E_DNS: truncated, a label over 63 bytes, a name over
+ * 255, a compression pointer that does not point back before the name, more than HENGE_DNS_MAX_POINTERS
+ * of them, a record overrunning its RDATA). HENGE_E_LIMIT: over HENGE_DNS_MAX_MESSAGE bytes.
+ * HENGE_E_NOT_FOUND: a query, not a response (nothing taken).
+ */
+henge_status henge_dnssd_on_message(henge_dnssd_browse *b, const uint8_t *msg, size_t len);
+
+/* What to do with a hub: `pinned` (pinned_len bytes) is the hub id this device keeps, or NULL. */
+henge_status henge_dnssd_verdict_of(const henge_dnssd_hub *hub, const char *pinned, size_t pinned_len, henge_dnssd_verdict *verdict);
+
+/* The first usable hub, in arrival order, into *index; HENGE_E_NOT_FOUND when none is (yet). */
+henge_status henge_dnssd_pick(const henge_dnssd_browse *b, const char *pinned, size_t pinned_len, size_t *index);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* A/B slots on flash: the last applied snapshot survives power loss at any moment                  */

@@ -63,6 +63,22 @@
 #define HENGE_FLASH_CHUNK 64
 #endif
 
+/* Bytes of an mDNS message the discovery parser reads (RFC 6762 §17 allows up to 9,000; one
+   Ethernet frame carries 1,500 less the IP and UDP headers). A longer one is HENGE_E_LIMIT. */
+#ifndef HENGE_DNS_MAX_MESSAGE
+#define HENGE_DNS_MAX_MESSAGE 1500
+#endif
+
+/* Compression pointers followed while reading one name (each must also point before the last). */
+#ifndef HENGE_DNS_MAX_POINTERS
+#define HENGE_DNS_MAX_POINTERS 16
+#endif
+
+/* Hub instances one discovery keeps (each about 600 bytes; more are counted and dropped). */
+#ifndef HENGE_DNSSD_MAX_HUBS
+#define HENGE_DNSSD_MAX_HUBS 4
+#endif
+
 /*
  * HENGE_NO_ERRMSG: define it to compile the core's error strings out (they then read as NULL);
  * statuses stay. Release builds on small parts save the flash the messages take.

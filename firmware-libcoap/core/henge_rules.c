@@ -48,6 +48,7 @@ const char *henge_status_name(henge_status status) {
     case HENGE_E_APPLY: return "HENGE_E_APPLY";
     case HENGE_E_REJECT: return "HENGE_E_REJECT";
     case HENGE_E_UNSUPPORTED: return "HENGE_E_UNSUPPORTED";
+    case HENGE_E_DNS: return "HENGE_E_DNS";
   }
   return "HENGE_E_?";
 }

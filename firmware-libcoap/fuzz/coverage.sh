@@ -1,7 +1,7 @@
 #!/bin/sh
 # coverage.sh: how much of core/ the fuzz corpora reach. Replays the seed corpus and what the fuzzers
 # kept (build/fuzzing/work/<target>) through clang's source-based coverage and prints llvm-cov's
-# report for core/*.c, all three targets merged; the last line is "COVERAGE lines=..% branches=..%
+# report for core/*.c, all four targets merged; the last line is "COVERAGE lines=..% branches=..%
 # functions=..%" (of core/ only).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,7 +12,7 @@ cov=$(command -v llvm-cov || true)
 [ -n "$profdata" ] && [ -n "$cov" ] || { echo "coverage.sh: llvm-profdata and llvm-cov are needed (Debian package llvm)" >&2; exit 2; }
 make -C "$here" --no-print-directory -s coverage >&2
 rm -rf "$build/profiles" && mkdir -p "$build/profiles"
-for target in snapshot device slots; do
+for target in snapshot device slots dnssd; do
   inputs="$here/corpus/$target"
   [ -d "$build/work/$target" ] && inputs="$inputs $build/work/$target"
   [ "$target" = snapshot ] && inputs="$inputs $here/known"
@@ -21,7 +21,7 @@ for target in snapshot device slots; do
 done
 "$profdata" merge -sparse "$build"/profiles/*.profraw -o "$build/profiles/all.profdata"
 # core/ only: the targets' own files are left out by name.
-"$cov" report "$build/cov-snapshot" -object="$build/cov-device" -object="$build/cov-slots" -instr-profile="$build/profiles/all.profdata" \
+"$cov" report "$build/cov-snapshot" -object="$build/cov-device" -object="$build/cov-slots" -object="$build/cov-dnssd" -instr-profile="$build/profiles/all.profdata" \
   -ignore-filename-regex='(fuzz_|replay_main)' | tee "$build/coverage.txt"
 # The TOTAL row: Regions Missed Cover Functions Missed Executed Lines Missed Cover Branches Missed Cover
 awk '$1 == "TOTAL" { printf "COVERAGE lines=%s branches=%s functions=%s regions=%s\n", $10, $13, $7, $4 }' "$build/coverage.txt"

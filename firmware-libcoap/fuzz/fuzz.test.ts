@@ -1,10 +1,10 @@
 /**
- * The firmware core's fuzz targets (fuzz/fuzz_{snapshot,device,slots}.c, libFuzzer with ASan and UBSan)
+ * The firmware core's fuzz targets (fuzz/fuzz_{snapshot,device,slots,dnssd}.c, libFuzzer with ASan and UBSan)
  * from `npm test`: each runs from its seed corpus and must end without a finding; what they kept is
  * then replayed under valgrind. fuzz/run.sh does the running and prints one line per target.
  *
  * How long: HENGE_FUZZ_SECONDS for the snapshot decoder, and HENGE_FUZZ_STATE_SECONDS (default 5) for
- * each of the device and slot targets. Unset, the decoder runs 60 s with CI=true (the issue's floor) and
+ * each of the device, slot and mDNS (dnssd) targets. Unset, the decoder runs 60 s with CI=true (the issue's floor) and
  * 20 s otherwise: from the seed corpus its edge coverage levels off (about 550 edges) within 5 s on this
  * machine, so 20 s is four times that for new features while a local `npm test` stays short. Each test
  * here has its own timeout; longer campaigns: fuzz/run.sh (npm run fuzz:firmware).
@@ -21,7 +21,7 @@ const OUT = join(FIRMWARE_BUILD, 'fuzzing');
 const DEFAULT_SECONDS = process.env['CI'] === 'true' ? 60 : 20;
 const SECONDS = Number(process.env['HENGE_FUZZ_SECONDS'] ?? DEFAULT_SECONDS);
 const STATE_SECONDS = Number(process.env['HENGE_FUZZ_STATE_SECONDS'] ?? 5);
-const TOTAL_SECONDS = SECONDS + 2 * STATE_SECONDS;
+const TOTAL_SECONDS = SECONDS + 3 * STATE_SECONDS;
 
 interface Summary {
   target: string;
@@ -56,7 +56,7 @@ function parse(output: string): Summary[] {
 const files = (dir: string): string[] => readdirSync(dir).map((f) => join(dir, f));
 
 describe('firmware fuzzing (libFuzzer)', () => {
-  test(`fuzz - the decoder, device and slot targets run from their seed corpus without a finding (${SECONDS} s + 2 × ${STATE_SECONDS} s)`, { timeout: (TOTAL_SECONDS * 2 + 300) * 1000 }, (t) => {
+  test(`fuzz - the decoder, device, slot and mDNS targets run from their seed corpus without a finding (${SECONDS} s + 3 × ${STATE_SECONDS} s)`, { timeout: (TOTAL_SECONDS * 2 + 300) * 1000 }, (t) => {
     if (!needFirmwareToolchain(t) || !needTools(t, [CLANG, LIBFUZZER])) return;
     assert.ok(Number.isInteger(SECONDS) && SECONDS > 0, `HENGE_FUZZ_SECONDS must be a whole number of seconds, got ${String(process.env['HENGE_FUZZ_SECONDS'])}`);
     assert.ok(Number.isInteger(STATE_SECONDS) && STATE_SECONDS > 0, `HENGE_FUZZ_STATE_SECONDS must be a whole number of seconds`);
@@ -66,7 +66,7 @@ describe('firmware fuzzing (libFuzzer)', () => {
     assert.equal(r.code, 0, `fuzz/run.sh found something or failed (exit ${String(r.code)}):\n${r.output}`);
     assert.deepEqual(
       summary.map((s) => s.target),
-      ['snapshot', 'device', 'slots'],
+      ['snapshot', 'device', 'slots', 'dnssd'],
       r.output,
     );
     for (const s of summary) {
@@ -91,7 +91,7 @@ describe('firmware fuzzing (libFuzzer)', () => {
     if (!needFirmwareToolchain(t) || !needTools(t, [VALGRIND])) return;
     const m = run('make', ['-C', FUZZ_DIR, '--no-print-directory', '-s', 'replayers'], 300_000);
     assert.equal(m.code, 0, `make -C fuzz replayers failed:\n${m.output}`);
-    for (const target of ['snapshot', 'device', 'slots']) {
+    for (const target of ['snapshot', 'device', 'slots', 'dnssd']) {
       const inputs = [join(FUZZ_DIR, 'corpus', target)];
       const kept = join(OUT, 'work', target);
       try {

@@ -5,6 +5,7 @@
 #   fuzz-snapshot  runs `seconds` (default: $HENGE_FUZZ_SECONDS, else 60)
 #   fuzz-device    `state-seconds` (default: a third of `seconds`, at least 5)
 #   fuzz-slots     `state-seconds`
+#   fuzz-dnssd     `state-seconds` (the mDNS answer parser)
 #
 # What the fuzzers find worth keeping goes to build/fuzzing/work/<target> (kept between runs, so a
 # later run starts where this one stopped); a crash to build/fuzzing/artifacts/. One summary line per
@@ -23,7 +24,7 @@ case $small in '' | *[!0-9]*) echo "run.sh: state-seconds must be a whole number
 make -C "$here" --no-print-directory -s fuzzers >&2 || exit 2
 mkdir -p "$build/artifacts"
 status=0
-for spec in "snapshot $seconds 4200 -dict=$here/snapshot.dict" "device $small 512" "slots $small 512"; do
+for spec in "snapshot $seconds 4200 -dict=$here/snapshot.dict" "device $small 512" "slots $small 512" "dnssd $small 1600"; do
   set -- $spec
   target=$1 secs=$2 max_len=$3
   shift 3
@@ -52,7 +53,7 @@ for spec in "snapshot $seconds 4200 -dict=$here/snapshot.dict" "device $small 51
   echo "FUZZ target=$target seconds=$secs runs=${runs:-0} exec_per_s=${eps:-0} cov=${cov:-0} ft=${ft:-0} corpus=${corp:-0} crashes=$crashes"
   if [ "$crashes" -ne 0 ]; then
     echo "  exit $code; artifact: ${crash:-none}; log: $log" >&2
-    grep -E 'fuzz_(snapshot|device|slots):|ERROR: |SUMMARY: ' "$log" | head -n 5 >&2
+    grep -E 'fuzz_(snapshot|device|slots|dnssd):|ERROR: |SUMMARY: ' "$log" | head -n 5 >&2
   fi
 done
 exit "$status"

@@ -38,6 +38,11 @@ static volatile henge_size_fn const henge_size_roots[] = {
     (henge_size_fn)henge_slots_read,
     (henge_size_fn)henge_slots_write,
     (henge_size_fn)henge_crc32,
+    (henge_size_fn)henge_dnssd_browse_init,
+    (henge_size_fn)henge_dnssd_query,
+    (henge_size_fn)henge_dnssd_on_message,
+    (henge_size_fn)henge_dnssd_verdict_of,
+    (henge_size_fn)henge_dnssd_pick,
 };
 
 void henge_size_entry(void) {

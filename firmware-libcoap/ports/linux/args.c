@@ -18,7 +18,7 @@
 
 static void usage(FILE *to) {
   fprintf(to,
-          "Usage: henge-fw --id <device> --out <file> --hub <host[:port]> [options]\n"
+          "Usage: henge-fw --id <device> --out <file> [--hub <host[:port]>] [options]\n"
           "\n"
           "The henge device firmware for Linux (libcoap %s): observes this device's config on the hub\n"
           "(CoAP Observe, Block2), writes it to a file atomically, acks each version, re-registers\n"
@@ -27,11 +27,15 @@ static void usage(FILE *to) {
           "Options:\n"
           "  --id <device>          device id, as added with `henge device add` (required)\n"
           "  --hub <host[:port]>    hub address: host, host:port, [IPv6]:port (port 5684 with a key, else\n"
-          "                         5683); required: this build cannot find the hub over mDNS yet\n"
+          "                         5683); without it the hub is found over mDNS (DNS-SD:\n"
+          "                         _henge._sub._coaps._udp.local with a key, else _coap._udp; TXT v=1)\n"
+          "                         and pinned: the hub id is kept in the state folder and other hubs\n"
+          "                         are ignored (logged \"ignored\" with the instance and why)\n"
           "  --out <file>           config file to write (atomically) (required)\n"
           "  --format <json|env>    file format (default: from the extension of --out, else json); env\n"
           "                         writes KEY='value' lines; yaml is not written by henge-fw yet\n"
-          "  --state <dir>          state folder: last applied snapshot, lock (default ./.henge/agent-<id>);\n"
+          "  --state <dir>          state folder: last applied snapshot, pinned hub, lock (default\n"
+          "                         ./.henge/agent-<id>);\n"
           "                         the same files as `henge agent`, which can take it over\n"
           "  --key-file <path>      the device key henge device add printed (or $HENGE_DEVICE_KEY, or\n"
           "                         <state>/key): talk coaps (DTLS-PSK, identity = device id); with no key\n"
@@ -44,7 +48,7 @@ static void usage(FILE *to) {
           "  --help                 this text\n"
           "  --version              the firmware and libcoap versions\n"
           "\n"
-          "Not in henge-fw yet (the Node agent has them): --exec, --exec-timeout, yaml output, mDNS discovery.\n"
+          "Not in henge-fw yet (the Node agent has them): --exec, --exec-timeout, yaml output, enroll.\n"
           "Signals: SIGINT/SIGTERM deregister and exit 0; SIGHUP re-registers at once.\n"
           "Exit codes: 0 ok, 1 failure, 2 usage, 7 state folder in use.\n",
           fw_libcoap_version());
@@ -193,6 +197,5 @@ fw_status fw_args_parse(int argc, char **argv, fw_config *cfg, bool *done) {
   if (optind < argc) return usage_error("unexpected argument %s", argv[optind]);
   if (cfg->id == NULL || cfg->out == NULL) return usage_error("%s", "henge-fw needs --id <device> and --out <file>");
   if (!valid_device_id(cfg->id)) return usage_error("--id %s: a device id is 1-63 of a-z, 0-9 and -, starting with a letter or digit", cfg->id);
-  if (cfg->hub == NULL) return usage_error("%s", "henge-fw needs --hub <host[:port]>: mDNS discovery is not in this build yet");
   return resolve(cfg);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "changes.h"
+#include "discover.h"
 #include "fsutil.h"
 #include "fw_log.h"
 #include "render.h"
@@ -183,7 +184,7 @@ fw_status fw_device_open(fw_ctx *fw) {
   fw->platform.now_ms = p_now;
   fw->platform.random_u32 = p_random;
   fw->platform.log = p_log;
-  fw->platform.discover = NULL; /* mDNS: not yet */
+  fw->platform.discover = fw_discover_hub; /* used when there is no --hub (link.c) */
   henge_status hs = henge_device_init(&fw->dev, &fw->platform, (uint32_t)(fw->cfg.backoff_max_s * 1000));
   if (hs != HENGE_OK) return fw_device_core_failed("henge_device_init", hs);
   if (fw->state.has_applied) {

@@ -9,6 +9,7 @@
  *   device_io.c  the device: platform, dev, snaps, state, inbox, rendered, the LED
  *   link.c       the libcoap context and session, the requests in flight, the session's failure
  *   link_rx.c    what the responses, NACKs and events change in all of the above
+ *   discover.c   the mDNS search (browse, hub_source, discover_err) when there is no --hub
  */
 #ifndef FW_CTX_H
 #define FW_CTX_H
@@ -42,6 +43,11 @@ typedef struct fw_ctx {
   fw_buf keys_added, keys_removed, keys_changed; /* the "applied" line's key lists, reused */
   char apply_why[512];
   char led_now[48];
+
+  /* finding the hub: `--hub <text>` or `mdns <instance>` (the "connected" line's source) */
+  char hub_source[300];
+  henge_dnssd_browse browse; /* the last mDNS search (discover.c) */
+  char discover_err[300];
 
   /* the link */
   coap_context_t *ctx;

@@ -218,6 +218,16 @@ fw_status fw_link_connect(fw_ctx *fw) {
   coap_address_t addr;
   fw->session_failed = false;
   fw->dtls_open = false;
+  if (fw->cfg.hub == NULL) {
+    /* No --hub: find it over mDNS before every connection (it may have moved), keeping the pinned id. */
+    uint16_t port = 0;
+    henge_status hs = henge_device_discover(&fw->dev, fw->cfg.host, sizeof fw->cfg.host, &port);
+    if (hs != HENGE_OK) {
+      fw_link_fail(fw, false, fw->discover_err[0] ? fw->discover_err : henge_status_name(hs));
+      return FW_E_COAP;
+    }
+    fw->cfg.port = port;
+  }
   fw_status st = resolve_hub(fw, &addr, err, sizeof err);
   if (st != FW_OK) {
     fw_link_fail(fw, false, err);

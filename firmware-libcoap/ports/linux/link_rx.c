@@ -36,9 +36,7 @@ static fw_status link_up(fw_ctx *fw, uint32_t max_age) {
   char hub[300];
   snprintf(hub, sizeof hub, "%s port %u", fw->cfg.host, fw->cfg.port);
   fw_line_str(&l, "hub", hub);
-  char src[300];
-  snprintf(src, sizeof src, "--hub %s", fw->cfg.hub);
-  fw_line_str(&l, "source", src);
+  fw_line_str(&l, "source", fw->hub_source);
   const coap_address_t *local = coap_session_get_addr_local(fw->session);
   if (local) fw_line_uint(&l, "localPort", coap_address_get_port(local));
   fw_line_uint(&l, "keepaliveS", max_age);

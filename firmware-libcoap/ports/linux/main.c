@@ -10,6 +10,7 @@
  *   changes.c    the key lists of the "applied" line
  *   link.c       the libcoap context and session, the requests (register, ack, telemetry, deregister)
  *   link_rx.c    libcoap's handlers: responses, NACKs, events, its log
+ *   discover.c   without --hub: the hub over mDNS (a one-shot DNS-SD browse; the DNS messages are the core's)
  *   render.c, state.c, fsutil.c, fw_log.c, sys.c: --out and LED rendering, state.json, files and the
  *   lock and the key, JSON log lines, clocks and randomness
  *
@@ -122,6 +123,7 @@ static void run(fw_ctx *fw) {
       (void)fw_link_send_telemetry(fw);
     }
     if (fw->session_failed) {
+      if (stop_requested) break; /* e.g. a signal cut the mDNS search short: nothing to retry */
       retry_later(fw);
       continue;
     }
@@ -155,7 +157,10 @@ int main(int argc, char **argv) {
     return fw->cfg.key_file != NULL ? EXIT_USAGE : 1;
   }
   fw->has_key = found;
-  if (fw_args_hub(&fw->cfg, fw->has_key ? FW_DEFAULT_COAPS_PORT : FW_DEFAULT_COAP_PORT) != FW_OK) return EXIT_USAGE;
+  if (fw->cfg.hub != NULL) {
+    if (fw_args_hub(&fw->cfg, fw->has_key ? FW_DEFAULT_COAPS_PORT : FW_DEFAULT_COAP_PORT) != FW_OK) return EXIT_USAGE;
+    snprintf(fw->hub_source, sizeof fw->hub_source, "--hub %s", fw->cfg.hub);
+  }
   fw_log_setup(fw->cfg.log_level, fw->cfg.id, fw->has_key ? fw->key : NULL);
   install_signals();
 
@@ -174,7 +179,7 @@ int main(int argc, char **argv) {
 
   fw_line l;
   fw_line_start(&l);
-  fw_line_str(&l, "hub", fw->cfg.hub);
+  fw_line_str(&l, "hub", fw->cfg.hub != NULL ? fw->cfg.hub : "mdns");
   fw_line_bool(&l, "coaps", fw->has_key);
   fw_line_str(&l, "out", fw->cfg.out_path);
   fw_line_str(&l, "format", fw_format_name(fw->cfg.format));
