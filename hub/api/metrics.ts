@@ -46,7 +46,10 @@ export function createMetrics(): HubMetrics {
   coapGauge('henge_coap_retransmissions', 'Notification retransmissions, since start', (e) => e.counters.retransmissions);
   coapGauge('henge_coap_datagrams_received', 'Datagrams received, since start', (e) => e.counters.received);
   coapGauge('henge_coap_malformed', 'Datagrams dropped as not CoAP, since start', (e) => e.counters.malformed);
-  coapGauge('henge_coap_bad_requests', 'Requests answered 4.00/4.02/4.05/4.13/4.15, since start', (e) => e.counters.badRequests);
+  coapGauge('henge_coap_bad_requests', 'Requests answered 4.00/4.02/4.05/4.13/4.15 (bad options, payloads, methods, Block2 out of range), since start', (e) => e.counters.badRequests);
+  coapGauge('henge_coap_not_found', 'Requests for a device or resource the hub does not have (4.04), since start', (e) => e.counters.notFound);
+  coapGauge('henge_coap_ignored', 'Well-formed datagrams not acted on (stray ACK/RST, responses, reserved codes), since start', (e) => e.counters.ignored);
+  coapGauge('henge_coap_request_errors', 'Requests that failed inside the hub (5.00, logged), since start', (e) => e.counters.requestErrors);
   coapGauge('henge_coap_acks_received', 'Device acks received, since start', (e) => e.counters.acksReceived);
   let coaps: { endpoint: CoapEndpoint; dtls: DtlsTransport } | undefined;
   const coapsGauge = (name: string, help: string, read: (x: { endpoint: CoapEndpoint; dtls: DtlsTransport }) => number): void => {
@@ -54,6 +57,8 @@ export function createMetrics(): HubMetrics {
   };
   coapsGauge('henge_coaps_observers', 'Devices with a live observe relation over DTLS', (x) => x.endpoint.registry.size);
   coapsGauge('henge_dtls_sessions', 'DTLS sessions open or handshaking', (x) => x.dtls.sessionCount);
+  coapsGauge('henge_dtls_datagrams_invalid', 'Datagrams empty or over the size limit, dropped unread, since start', (x) => x.dtls.counters.datagramsInvalid);
+  coapsGauge('henge_dtls_datagrams_dropped', 'Datagrams with no session that were not a ClientHello to answer, dropped without state, since start', (x) => x.dtls.counters.datagramsDropped);
   coapsGauge('henge_dtls_hello_verify_requests', 'ClientHellos answered with a cookie request (no state kept), since start', (x) => x.dtls.counters.helloVerifyRequests);
   coapsGauge('henge_dtls_handshakes_completed', 'DTLS handshakes completed, since start', (x) => x.dtls.counters.handshakesCompleted);
   coapsGauge('henge_dtls_handshakes_failed', 'DTLS handshakes failed or abandoned (a wrong key, a vanished peer), since start', (x) => x.dtls.counters.handshakesFailed);

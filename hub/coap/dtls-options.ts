@@ -53,6 +53,8 @@ export interface DtlsOptions extends UdpOptions, HandshakeLimitOptions {
 export interface DtlsCounters {
   /** Datagrams no DTLS record could be (empty, or larger than a record), dropped unread. */
   datagramsInvalid: number;
+  /** Datagrams with no session that were not a ClientHello OpenSSL would answer (dropped before any state is kept). */
+  datagramsDropped: number;
   helloVerifyRequests: number;
   handshakesStarted: number;
   handshakesCompleted: number;
@@ -80,6 +82,7 @@ export interface DtlsCounters {
 
 export const newCounters = (): DtlsCounters => ({
   datagramsInvalid: 0,
+  datagramsDropped: 0,
   helloVerifyRequests: 0,
   handshakesStarted: 0,
   handshakesCompleted: 0,

@@ -217,6 +217,7 @@ export class DtlsTransport implements DatagramTransport {
     if (!r.session) {
       for (const d of r.out) this.udp.send(d, from);
       if (r.out.length > 0) this.counters.helloVerifyRequests++;
+      else this.counters.datagramsDropped++;
       return;
     }
     if (this.limits.addressFull(from.address)) {

@@ -47,6 +47,13 @@ export interface CoapCounters {
   /** Durable batches the acks were recorded in (a burst of acks shares one). */
   ackBatches: number;
   duplicatesAnswered: number;
+  /**
+   * Well-formed datagrams the hub does not act on: an ACK or RST matching no notification in flight, a
+   * response or a message with a reserved code. With malformed, every datagram that is not a request is counted.
+   */
+  ignored: number;
+  /** Requests that failed inside the hub (answered 5.00, logged): a bug, never the sender's fault. */
+  requestErrors: number;
   relationsEnded: Record<EndReason, number>;
 }
 
@@ -93,6 +100,8 @@ export class CoapEndpoint {
     acksReceived: 0,
     ackBatches: 0,
     duplicatesAnswered: 0,
+    ignored: 0,
+    requestErrors: 0,
     relationsEnded: { reset: 0, timeout: 0, replaced: 0, deregistered: 0, removed: 0 },
   };
   readonly registry: ObserveRegistry;
@@ -156,11 +165,11 @@ export class CoapEndpoint {
     // Most of what a hub receives in a fan-out is the 4-byte ACK of a notification: no parse needed.
     const empty = emptyMessageKind(bytes);
     if (empty === MessageKind.Ack) {
-      this.registry.acknowledged(from, messageIdOf(bytes));
+      if (!this.registry.acknowledged(from, messageIdOf(bytes))) this.counters.ignored++;
       return;
     }
     if (empty === MessageKind.Rst) {
-      this.registry.reset(from, messageIdOf(bytes));
+      if (!this.registry.reset(from, messageIdOf(bytes))) this.counters.ignored++;
       return;
     }
     let msg: CoapMessage;
@@ -174,6 +183,7 @@ export class CoapEndpoint {
       this.handle(msg, from);
     } catch (err) {
       // A bug must not take the endpoint down; the request gets 5.00 and the error is logged.
+      this.counters.requestErrors++;
       this.opts.log?.error({ err, peer: peerKey(from) }, 'CoAP request failed');
       if (msg.confirmable) this.transport.send(plainResponse(this.exchangeOf(msg), '5.00'), from);
     }
@@ -204,13 +214,21 @@ export class CoapEndpoint {
 
   private handle(msg: CoapMessage, from: Peer): void {
     if (msg.code === '0.00') {
-      if (msg.ack) this.registry.acknowledged(from, msg.messageId);
-      else if (msg.reset) this.registry.reset(from, msg.messageId);
-      else if (msg.confirmable) this.transport.send(emptyAck(msg.messageId), from); // CoAP ping -> RST is also fine; ACK keeps NATs open
+      // (Empty ACK/RST of 4 bytes never get here; these carry a token or options, which RFC 7252 §4.1 forbids.)
+      let known = false;
+      if (msg.ack) known = this.registry.acknowledged(from, msg.messageId);
+      else if (msg.reset) known = this.registry.reset(from, msg.messageId);
+      else if (msg.confirmable) {
+        this.transport.send(emptyAck(msg.messageId), from); // CoAP ping -> RST is also fine; ACK keeps NATs open
+        known = true;
+      }
+      if (!known) this.counters.ignored++;
       return;
     }
-    if (msg.ack || msg.reset) return; // a response to something we never asked
-    if (!msg.code.startsWith('0.')) return;
+    if (msg.ack || msg.reset || !msg.code.startsWith('0.')) {
+      this.counters.ignored++; // a response to something we never asked, or a response/reserved code as a request
+      return;
+    }
     // The identity is part of the exchange: a session that replaced another at the same address must never
     // be answered from the other one's cache.
     const dedupKey = msg.confirmable ? `${peerKey(from)}#${from.identity ?? ''}#${msg.messageId}` : null;
@@ -319,12 +337,18 @@ export class CoapEndpoint {
 
   private config(msg: CoapMessage, ex: Exchange, device: string, from: Peer): Buffer | undefined {
     const snap = this.core.state.snapshots.get(device);
-    if (!snap) return plainResponse(ex, '4.04');
+    if (!snap) {
+      this.counters.notFound++;
+      return plainResponse(ex, '4.04');
+    }
     const observeOpt = option(msg, 'Observe');
     const observe = observeOpt === undefined ? undefined : readUint(observeOpt);
     const blockOpt = option(msg, 'Block2');
     const block = blockOpt ? readBlock(blockOpt) : undefined;
-    if (block?.szx === 7) return plainResponse(ex, '4.00', Buffer.from('Block2 SZX 7 is reserved'));
+    if (block?.szx === 7) {
+      this.counters.badRequests++;
+      return plainResponse(ex, '4.00', Buffer.from('Block2 SZX 7 is reserved'));
+    }
     const etag = option(msg, 'ETag');
     // 2.03 only when the ETag is current AND the hub has the device's ack for this version: after the
     // store was rebuilt (new incarnation, same values) the device must still get the new snapshot.
@@ -356,7 +380,9 @@ export class CoapEndpoint {
       ...(current && (!block || block.num === 0) ? { valid: true } : {}),
       ...(block ? { block: { num: block.num, szx: block.szx } } : {}),
     });
-    return response ?? plainResponse(ex, '4.02', Buffer.from('block past the end'));
+    if (response) return response;
+    this.counters.badRequests++;
+    return plainResponse(ex, '4.02', Buffer.from('block past the end'));
   }
 
   /** Two endpoints alternating (A, B, A) within one keepalive interval: a duplicate identity. */
