@@ -39,7 +39,8 @@ export class CoapParseError extends Error {
 
 /**
  * RFC 7252 §3 message format errors that coap-packet lets through (a short token, an option value running
- * past the end, a payload marker with no payload, token lengths 9-15): the datagram is refused whole.
+ * past the end, a payload marker with no payload, token lengths 9-15, an option number past 65535): the
+ * datagram is refused whole.
  */
 const extBytes = (nib: number): number => (nib === 13 ? 1 : nib === 14 ? 2 : 0);
 
@@ -52,6 +53,7 @@ function checkStructure(b: Uint8Array): void {
   let at = 4 + tkl;
   if (at > b.length) throw new CoapParseError('token runs past the end');
   if ((b[1] ?? 0) === 0 && b.length > 4 + tkl) throw new CoapParseError('an empty message has no options or payload');
+  let number = 0;
   while (at < b.length) {
     const h = b[at++] ?? 0;
     if (h === 0xff) {
@@ -61,6 +63,9 @@ function checkStructure(b: Uint8Array): void {
     const delta = h >> 4;
     let len = h & 0x0f;
     if (delta === 15 || len === 15) throw new CoapParseError('reserved option nibble 15');
+    // Option numbers are 16 bits (RFC 7252 §3.1): a delta that carries the number past 65535 is no option.
+    number += delta === 13 ? 13 + (b[at] ?? 0) : delta === 14 ? 269 + (((b[at] ?? 0) << 8) | (b[at + 1] ?? 0)) : delta;
+    if (number > 0xffff) throw new CoapParseError('option number over 65535');
     at += extBytes(delta);
     if (len === 13) len = 13 + (b[at] ?? 0);
     else if (len === 14) len = 269 + (((b[at] ?? 0) << 8) | (b[at + 1] ?? 0));

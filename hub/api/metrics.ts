@@ -56,9 +56,23 @@ export function createMetrics(): HubMetrics {
     new Gauge({ name, help, registers: [registry], collect() { this.set(coaps ? read(coaps) : 0); } });
   };
   coapsGauge('henge_coaps_observers', 'Devices with a live observe relation over DTLS', (x) => x.endpoint.registry.size);
+  // The CoAP layer inside DTLS (the default device endpoint) counts what the plain one does.
+  const inner: ReadonlyArray<readonly [string, string, (e: CoapEndpoint) => number]> = [
+    ['notifications_sent', 'Notifications sent over DTLS (first transmissions), since start', (e) => e.counters.notificationsSent],
+    ['retransmissions', 'Notification retransmissions over DTLS, since start', (e) => e.counters.retransmissions],
+    ['datagrams_received', 'Decrypted CoAP messages received, since start', (e) => e.counters.received],
+    ['malformed', 'Decrypted messages dropped as not CoAP, since start', (e) => e.counters.malformed],
+    ['bad_requests', 'Requests over DTLS answered 4.00/4.02/4.05/4.13/4.15, since start', (e) => e.counters.badRequests],
+    ['not_found', 'Requests over DTLS for a device or resource the hub does not have (4.04), since start', (e) => e.counters.notFound],
+    ['ignored', 'Well-formed messages over DTLS not acted on (stray ACK/RST, responses, reserved codes), since start', (e) => e.counters.ignored],
+    ['request_errors', 'Requests over DTLS that failed inside the hub (5.00, logged), since start', (e) => e.counters.requestErrors],
+    ['acks_received', 'Device acks received over DTLS, since start', (e) => e.counters.acksReceived],
+  ];
+  for (const [name, help, read] of inner) coapsGauge(`henge_coaps_${name}`, help, (x) => read(x.endpoint));
   coapsGauge('henge_dtls_sessions', 'DTLS sessions open or handshaking', (x) => x.dtls.sessionCount);
   coapsGauge('henge_dtls_datagrams_invalid', 'Datagrams empty or over the size limit, dropped unread, since start', (x) => x.dtls.counters.datagramsInvalid);
-  coapsGauge('henge_dtls_datagrams_dropped', 'Datagrams with no session that were not a ClientHello to answer, dropped without state, since start', (x) => x.dtls.counters.datagramsDropped);
+  coapsGauge('henge_dtls_datagrams_dropped', 'Datagrams with no session that were no ClientHello (or one OpenSSL would not answer), dropped without state, since start', (x) => x.dtls.counters.datagramsDropped);
+  coapsGauge('henge_dtls_handshakes_refused_busy', 'ClientHellos dropped: the hub had its global cap of handshakes in progress, since start', (x) => x.dtls.counters.handshakesRefusedBusy);
   coapsGauge('henge_dtls_hello_verify_requests', 'ClientHellos answered with a cookie request (no state kept), since start', (x) => x.dtls.counters.helloVerifyRequests);
   coapsGauge('henge_dtls_handshakes_completed', 'DTLS handshakes completed, since start', (x) => x.dtls.counters.handshakesCompleted);
   coapsGauge('henge_dtls_handshakes_failed', 'DTLS handshakes failed or abandoned (a wrong key, a vanished peer), since start', (x) => x.dtls.counters.handshakesFailed);

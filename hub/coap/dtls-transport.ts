@@ -205,8 +205,13 @@ export class DtlsTransport implements DatagramTransport {
 
   /** A datagram with no session to go to, or a ClientHello beside an open session: the cookie exchange. */
   private accept(bytes: Buffer, from: Peer, key: string, open: Session | undefined): void {
+    // Only a ClientHello can start anything here: the rest is dropped, counted, without asking OpenSSL.
+    if (!isNewHandshake(bytes)) {
+      this.counters.datagramsDropped++;
+      return;
+    }
     if (this.limits.overBudget(from.address)) {
-      if (isNewHandshake(bytes)) this.counters.handshakesRefusedFailures++;
+      this.counters.handshakesRefusedFailures++;
       return;
     }
     if (this.limits.full) {
@@ -217,7 +222,7 @@ export class DtlsTransport implements DatagramTransport {
     if (!r.session) {
       for (const d of r.out) this.udp.send(d, from);
       if (r.out.length > 0) this.counters.helloVerifyRequests++;
-      else this.counters.datagramsDropped++;
+      else this.counters.datagramsDropped++; // a ClientHello OpenSSL would not answer (e.g. malformed)
       return;
     }
     if (this.limits.addressFull(from.address)) {

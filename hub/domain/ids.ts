@@ -59,6 +59,14 @@ export function checkConfigKeys(keys: Iterable<string>, field = 'values'): void 
 /** With the `u` flag a surrogate pair is one code point, so this matches only a lone surrogate. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
+/** Why a text cannot be a config value on the wire (a lone surrogate, over MAX_TEXT_BYTES of UTF-8), or undefined. */
+export function textProblem(v: string): { rule: 'utf8' | 'maxBytes'; message: string } | undefined {
+  if (LONE_SURROGATE.test(v)) return { rule: 'utf8', message: 'holds a lone surrogate (text must be valid Unicode)' };
+  const bytes = Buffer.byteLength(v, 'utf8');
+  if (bytes > MAX_TEXT_BYTES) return { rule: 'maxBytes', message: `is ${bytes} bytes of UTF-8; at most ${MAX_TEXT_BYTES}` };
+  return undefined;
+}
+
 /**
  * Checks the values of a set/patch: numbers must be finite (JSON's 1e400 parses to Infinity, which the
  * log could not store) and -0 becomes 0 (JSON views would store it as 0 and change the hash on restart);
@@ -73,16 +81,10 @@ export function normalizeValues<V extends string | number | boolean | null>(valu
       violations.push({ field: `${field}.${k}`, rule: 'type', message: `${k} must be a finite number` });
       continue;
     }
-    if (typeof v === 'string') {
-      if (LONE_SURROGATE.test(v)) {
-        violations.push({ field: `${field}.${k}`, rule: 'utf8', message: `${k} holds a lone surrogate (text must be valid Unicode)` });
-        continue;
-      }
-      const bytes = Buffer.byteLength(v, 'utf8');
-      if (bytes > MAX_TEXT_BYTES) {
-        violations.push({ field: `${field}.${k}`, rule: 'maxBytes', message: `${k} is ${bytes} bytes of UTF-8; at most ${MAX_TEXT_BYTES}` });
-        continue;
-      }
+    const text = typeof v === 'string' ? textProblem(v) : undefined;
+    if (text) {
+      violations.push({ field: `${field}.${k}`, rule: text.rule, message: `${k} ${text.message}` });
+      continue;
     }
     if (RESERVED_CONFIG_KEYS.has(k)) {
       // Assigning it below would set the prototype instead; checkConfigKeys refuses it by name.

@@ -438,3 +438,13 @@ test('schema - __proto__ is refused as a field name rather than silently lost', 
   assert.equal(v[0]?.field, 'properties.__proto__');
   assert.equal(v[0]?.rule, 'pattern');
 });
+
+test('schema - a default or enum value that could not go on the wire is refused: a lone surrogate, over 4,096 UTF-8 bytes', () => {
+  const doc = (properties: Record<string, unknown>): unknown => ({ type: 'object', properties });
+  assert.deepEqual(pairs(violationsOf(doc({ a: { type: 'string', default: 'x\ud800' } }))), ['properties.a.default utf8']);
+  assert.deepEqual(pairs(violationsOf(doc({ a: { type: 'string', default: '€'.repeat(1366) } }))), ['properties.a.default maxBytes']);
+  assert.deepEqual(pairs(violationsOf(doc({ a: { enum: ['ok', '\udc00', 'é'.repeat(2049)] } }))), ['properties.a.enum maxBytes', 'properties.a.enum utf8']);
+  // At the limit, and a valid surrogate pair, are fine.
+  const ok = parseSchemaDocument(doc({ a: { type: 'string', default: '€'.repeat(1365) }, b: { enum: ['😀', 'é'.repeat(2048)] } }));
+  assert.equal(ok.fields.length, 2);
+});

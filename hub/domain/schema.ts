@@ -6,7 +6,7 @@ import type { ConfigValue, ConfigValues } from '../../protocol/snapshot.ts';
 import { InvalidSchemaError } from '../errors.ts';
 import type { Violation } from '../errors.ts';
 import { compareTextKeys } from '../../protocol/cbor.ts';
-import { CONFIG_KEY_PATTERN, isConfigKey } from './ids.ts';
+import { CONFIG_KEY_PATTERN, isConfigKey, textProblem } from './ids.ts';
 
 export const FieldType = {
   String: 'string',
@@ -111,6 +111,11 @@ function parseField(name: string, spec: Record<string, unknown>, required: boole
       return undefined;
     }
     if (spec['type'] !== undefined && spec['type'] !== 'string') bad(`${at}.type`, 'const', 'an enum field has type "string"');
+    // Each one may become a value on the wire.
+    for (const e of enumValues) {
+      const p = textProblem(e);
+      if (p) bad(`${at}.enum`, p.rule, `enum value ${JSON.stringify(e.slice(0, 20))} ${p.message}`);
+    }
     type = FieldType.Enum;
   } else {
     const t = spec['type'];
@@ -172,7 +177,7 @@ function parseField(name: string, spec: Record<string, unknown>, required: boole
   };
   if (spec['default'] !== undefined) {
     const d = spec['default'];
-    const problem = checkValue(field, d);
+    const problem = checkValue(field, d) ?? (typeof d === 'string' ? textProblem(d) : undefined);
     if (problem) bad(`${at}.default`, problem.rule, `default ${problem.message}`);
     else return { ...field, default: Object.is(d, -0) ? 0 : (d as ConfigValue) };
   }

@@ -14,7 +14,7 @@ export const HostileKind = {
   ReservedNibble: 'reserved-nibble',
   /** An option whose length runs past the end of the datagram. */
   TruncatedOption: 'truncated-option',
-  /** Delta 14 with the largest extension: an option number past 65535, or a huge unknown critical one. */
+  /** Delta 14 with an extension that carries the option number past 65535. */
   HugeDelta: 'huge-delta',
   /** An ack POST whose payload is not CBOR. */
   BadCbor: 'bad-cbor',
@@ -32,13 +32,13 @@ export const HostileKind = {
 export type HostileKind = (typeof HostileKind)[keyof typeof HostileKind];
 
 /** The counter (a suffix of henge_coap_*) that must count each datagram of a kind, or null when any outcome goes. */
-export const COUNTED_BY: Readonly<Record<HostileKind, 'malformed' | 'bad_requests' | 'not_found' | 'ignored' | 'malformed+bad_requests' | null>> = {
+export const COUNTED_BY: Readonly<Record<HostileKind, 'malformed' | 'bad_requests' | 'not_found' | 'ignored' | null>> = {
   short: 'malformed',
   'bad-version': 'malformed',
   'bad-token-length': 'malformed',
   'reserved-nibble': 'malformed',
   'truncated-option': 'malformed',
-  'huge-delta': 'malformed+bad_requests',
+  'huge-delta': 'malformed',
   'bad-cbor': 'bad_requests',
   'oversized-block2': 'bad_requests',
   'unknown-device': 'not_found',
@@ -126,9 +126,10 @@ export class HostileGenerator {
       }
       case HostileKind.HugeDelta: {
         const h = this.header(0, this.int(9), 0x01);
-        // Delta 14 with extension 0xffff: option number 65804, past the 16-bit range; or two steps that land on an odd (critical) unknown number.
-        if (this.random() < 0.5) return [...h, 0xe0 | this.int(3), 0xff, 0xff, ...this.bytes(2)];
-        return [...h, 0xe0, 0xfe, 0x00 | 1, 0x00]; // delta 65294 + 269 = 65281 -> 65281 is odd: critical, unknown
+        // Delta 14 with an extension past 0xfef2: an option number over 65535 (RFC 7252 §3.1 numbers are 16 bits).
+        const ext = 0xfef3 + this.int(0xffff - 0xfef3 + 1);
+        const len = this.int(3);
+        return [...h, 0xe0 | len, ext >> 8, ext & 0xff, ...this.bytes(len)];
       }
       case HostileKind.BadCbor: {
         const h = this.header(0, this.int(9), 0x02); // POST
