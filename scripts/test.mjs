@@ -3,7 +3,7 @@
 // Extra arguments are passed on, e.g. `npm test -- --test-name-pattern=observe`, or a list of files and folders.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -35,10 +35,22 @@ if (!process.env.HENGE_SKIP_TYPECHECK) {
   }
 }
 
-console.log(`> node --test (${tests.length} files)`);
-const run = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...flags, ...tests],
-  { cwd: root, stdio: 'inherit' },
-);
-process.exit(run.status ?? 1);
+// The fault scenarios (test/faults) hold timing bounds and load the machine: they run after the rest,
+// one file at a time, with a longer per-file limit; everything else runs two at a time.
+const FAULTS = `test${sep}faults${sep}`;
+const passes = [
+  { name: 'tests', files: tests.filter((f) => !f.startsWith(FAULTS)), concurrency: 2, timeoutMs: 120_000 },
+  { name: 'fault scenarios', files: tests.filter((f) => f.startsWith(FAULTS)), concurrency: 1, timeoutMs: 300_000 },
+];
+let status = 0;
+for (const pass of passes) {
+  if (pass.files.length === 0) continue;
+  console.log(`> node --test: ${pass.name} (${pass.files.length} files, ${pass.concurrency} at a time)`);
+  const run = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', `--test-concurrency=${pass.concurrency}`, `--test-timeout=${pass.timeoutMs}`, ...flags, ...pass.files],
+    { cwd: root, stdio: 'inherit' },
+  );
+  if (run.status !== 0) status = run.status ?? 1;
+}
+process.exit(status);

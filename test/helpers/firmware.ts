@@ -88,12 +88,22 @@ export const LLVM_COV: Tool = { what: 'llvm-cov, llvm-profdata', pkg: 'llvm', pr
 
 export const VALGRIND: Tool = { what: 'valgrind', pkg: 'valgrind', present: onPath('valgrind') };
 
+/** What of the firmware build is missing, naming the Debian packages, or undefined when everything is there. */
+export function firmwareToolchainMissing(opts: { readonly libcoap?: boolean; readonly arm?: boolean } = {}): string | undefined {
+  return missingTools([...HOST_BUILD, ...(opts.libcoap ? LIBCOAP_DEV : []), ...(opts.arm ? ARM : [])]);
+}
+
+function missingTools(tools: readonly Tool[]): string | undefined {
+  const missing = tools.filter((x) => !x.present());
+  if (missing.length === 0) return undefined;
+  const pkgs = [...new Set(missing.map((m) => m.pkg))].join(' ');
+  return `${missing.map((m) => m.what).join(', ')} not found: install the Debian package(s) ${pkgs} (scripts/install-system-deps.sh)`;
+}
+
 /** Skips (or, with CI=true, fails) the test when a tool is missing, naming the Debian packages; true when all are there. */
 export function needTools(t: TestContext, tools: readonly Tool[]): boolean {
-  const missing = tools.filter((x) => !x.present());
-  if (missing.length === 0) return true;
-  const pkgs = [...new Set(missing.map((m) => m.pkg))].join(' ');
-  const why = `${missing.map((m) => m.what).join(', ')} not found: install the Debian package(s) ${pkgs} (scripts/install-system-deps.sh)`;
+  const why = missingTools(tools);
+  if (why === undefined) return true;
   if (process.env['CI'] === 'true') assert.fail(`${why}; with CI=true a missing build tool is a failure`);
   t.skip(why);
   return false;

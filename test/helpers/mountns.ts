@@ -52,7 +52,9 @@ export async function mountnsMissing(): Promise<string | undefined> {
 /** A new namespace with a tmpfs of `size` (mount's syntax, e.g. `4m`) at a fresh temp folder. */
 export async function createTmpfsNs(size: string): Promise<MountNs> {
   const dir = await mkdtemp(join(tmpdir(), 'henge-tmpfs-'));
-  const holder: ChildProcess = spawn(findExecutable('unshare') ?? 'unshare', ['--mount', '--propagation', 'private', 'sleep', '3600'], { stdio: 'ignore' });
+  // The holder waits on a pipe from this process: if this process dies, the pipe closes and the holder
+  // (with the namespace and the tmpfs) goes too.
+  const holder: ChildProcess = spawn(findExecutable('unshare') ?? 'unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'read _'], { stdio: ['pipe', 'ignore', 'ignore'] });
   const pid = holder.pid;
   if (pid === undefined) throw new Error('unshare did not start');
   const ended = new Promise<void>((r) => holder.once('exit', () => r()));
@@ -60,17 +62,21 @@ export async function createTmpfsNs(size: string): Promise<MountNs> {
   const prefix = [nsenter, '--mount', `--target=${pid}`];
   const inside = (args: readonly string[]): Promise<string> => run(nsenter, ['--mount', `--target=${pid}`, ...args]);
   const cleanup = async (): Promise<void> => {
+    holder.stdin?.destroy();
     if (holder.exitCode === null && holder.signalCode === null) process.kill(pid, 'SIGKILL');
     await ended;
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    // unshare has made the namespace once it runs sleep; until then nsenter would join the host's.
-    for (let i = 0; i < 100; i++) {
+    // unshare has made the namespace once it runs sh; until then nsenter would join the host's, and the
+    // tmpfs would land on the host: never mount before the namespaces differ.
+    let own = false;
+    for (let i = 0; i < 250 && !own; i++) {
       const [mine, its] = await Promise.all([run('readlink', ['/proc/self/ns/mnt']), run('readlink', [`/proc/${pid}/ns/mnt`]).catch(() => '')]);
-      if (its !== '' && its !== mine) break;
-      await new Promise((r) => setTimeout(r, 20));
+      own = its !== '' && its !== mine;
+      if (!own) await new Promise((r) => setTimeout(r, 20));
     }
+    if (!own) throw new Error(`unshare (pid ${pid}) did not make a mount namespace of its own within 5 s`);
     await inside(['mount', '-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir]);
   } catch (err) {
     await cleanup();

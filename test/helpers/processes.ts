@@ -44,10 +44,6 @@ export interface HubProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/**
- * Starts `henge hub` on free ports, without mDNS (tests send nothing beyond loopback unless they run in
- * their own network namespaces).
- */
 export interface HubProcessOptions {
   /** Plain CoAP too (--insecure), the default: most end-to-end tests drive the plain endpoint. */
   readonly insecure?: boolean;
@@ -57,6 +53,10 @@ export interface HubProcessOptions {
   readonly prefix?: readonly string[];
 }
 
+/**
+ * Starts `henge hub` on free ports, without mDNS (tests send nothing beyond loopback unless they run in
+ * their own network namespaces).
+ */
 export async function startHubProcess(sandbox: Sandbox, args: readonly string[] = [], timeoutMs = 20_000, options: HubProcessOptions = {}): Promise<HubProcess> {
   const dataDir = options.dataDir ?? join(sandbox.dir, 'data');
   const insecure = (options.insecure ?? true) ? ['--insecure'] : [];
@@ -71,7 +71,11 @@ export async function startHubProcess(sandbox: Sandbox, args: readonly string[] 
   child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hub did not start in ${timeoutMs} ms\nstdout: ${out}\nstderr: ${err}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // Never leave it running: it may hold a port, a data folder or (with a prefix) a namespace.
+      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+      reject(new Error(`hub did not start in ${timeoutMs} ms\nstdout: ${out}\nstderr: ${err}`));
+    }, timeoutMs);
     const check = (): void => {
       const m = /API:\s+(https?:\/\/\S+)/.exec(out);
       if (m?.[1]) {

@@ -19,7 +19,10 @@ import type { Write } from './writes.ts';
 export interface CrashOptions {
   readonly rounds: number;
   readonly clients: number;
-  /** Upper bound of writes per client per round (the kill comes first, as a rule). */
+  /**
+   * Upper bound of PATCHes per client per round (the kill comes first, as a rule). Each adds two keys to
+   * a device without a schema: at most 127, or the hub's 256-value limit would refuse the rest.
+   */
   readonly writesPerClient: number;
   /** The kill comes this long after the writers start: uniform in [min, max] ms. */
   readonly killAfterMs: readonly [number, number];
@@ -33,6 +36,9 @@ export interface CrashResult {
   readonly seed: number;
   /** Writes answered 2xx (device adds and PATCHes), over all rounds. */
   readonly ackedWrites: number;
+  /** Of them, PATCHes (two keys each); and the rounds whose kill caught a PATCH in flight. */
+  readonly ackedPatches: number;
+  readonly roundsKilledMidPatch: number;
   /** Writes with no answer when the hub died: present whole, or absent. */
   readonly unansweredWrites: number;
   readonly unansweredPresent: number;
@@ -65,6 +71,7 @@ export async function crashDurability(opts: CrashOptions): Promise<CrashResult> 
   const restartMs: number[] = [];
   const rates: number[] = [];
   let verifyClean = 0;
+  let roundsKilledMidPatch = 0;
   let unexpectedStatus = 0;
   let hub: HubProcess = await startHubProcess(sandbox, ['--log-level', 'error']);
   const token = hub.token ?? '';
@@ -124,6 +131,7 @@ export async function crashDurability(opts: CrashOptions): Promise<CrashResult> 
 
       hub = await startHubProcess(sandbox, ['--log-level', 'error']);
       restartMs.push(Math.round(performance.now() - killedAt));
+      if (writes.some((w) => w.outcome === 'unanswered' && w.device.startsWith(`r${round}-`) && !Object.hasOwn(w.values, 'init'))) roundsKilledMidPatch++;
       const check = await checkWrites(hub.url, token, writes);
       problems.push(...check.problems.slice(0, Math.max(0, 20 - problems.length)));
       log(`round ${round + 1}/${opts.rounds}: killed after ${delay} ms, ${acked} writes acked (${writes.filter((w) => w.outcome === 'acked').length} in all), verify ${verify.code === 0 ? 'clean' : 'FAILED'}, ${check.lost} lost, ${check.altered} altered, ${check.torn} torn`);
@@ -133,6 +141,8 @@ export async function crashDurability(opts: CrashOptions): Promise<CrashResult> 
           clients: opts.clients,
           seed: opts.seed,
           ackedWrites: writes.filter((w) => w.outcome === 'acked').length,
+          ackedPatches: writes.filter((w) => w.outcome === 'acked' && !Object.hasOwn(w.values, 'init')).length,
+          roundsKilledMidPatch,
           unansweredWrites: writes.filter((w) => w.outcome === 'unanswered').length,
           unansweredPresent: check.unansweredPresent,
           lost: check.lost,

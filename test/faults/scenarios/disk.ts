@@ -18,6 +18,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { rng } from '../../helpers/rng.ts';
 import { createTmpfsNs } from '../../helpers/mountns.ts';
+import type { MountNs } from '../../helpers/mountns.ts';
 import { HENGE_BIN, makeSandbox, startHubProcess } from '../../helpers/processes.ts';
 import type { HubProcess, Sandbox } from '../../helpers/processes.ts';
 import { randomText } from './values.ts';
@@ -79,14 +80,17 @@ export async function fullDisk(opts: DiskOptions): Promise<DiskResult> {
   const random = rng(opts.seed);
   const log = opts.progress ?? ((): void => undefined);
   const sandbox: Sandbox = await makeSandbox('henge-fault-disk-');
-  const ns = await createTmpfsNs(opts.smallSize);
-  const dataDir = join(ns.dir, 'hub');
-  const start = (): Promise<HubProcess> => startHubProcess(sandbox, ['--log-level', 'error'], 20_000, { dataDir, prefix: ns.prefix });
-  let hub = await start();
-  const token = hub.token ?? '';
-  const auth = { authorization: `Bearer ${token}` };
+  let ns: MountNs | undefined;
+  let hub: HubProcess | undefined;
   const writes: Write[] = [];
   try {
+    ns = await createTmpfsNs(opts.smallSize);
+    const dataDir = join(ns.dir, 'hub');
+    const prefix = ns.prefix;
+    const start = (): Promise<HubProcess> => startHubProcess(sandbox, ['--log-level', 'error'], 20_000, { dataDir, prefix });
+    hub = await start();
+    const token = hub.token ?? '';
+    const auth = { authorization: `Bearer ${token}` };
     const devices = Array.from({ length: opts.clients }, (_, i) => `disk-${i}`);
     for (const id of devices) {
       const r = await fetch(`${hub.url}/devices`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ id }) });
@@ -94,7 +98,7 @@ export async function fullDisk(opts: DiskOptions): Promise<DiskResult> {
     }
     const patch = async (device: string, key: string): Promise<{ status: number; code: string; message: string; values: Record<string, string> }> => {
       const values = { [key]: `${randomText(random, 8)}${'x'.repeat(2000)}` };
-      const r = await fetch(`${hub.url}/devices/${device}/values`, { method: 'PATCH', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ values }) });
+      const r = await fetch(`${hub?.url ?? ''}/devices/${device}/values`, { method: 'PATCH', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ values }) });
       const b = (await r.json()) as { code?: string; message?: string };
       return { status: r.status, code: b.code ?? '', message: b.message ?? '', values };
     };
@@ -177,8 +181,8 @@ export async function fullDisk(opts: DiskOptions): Promise<DiskResult> {
       readOnlyMessage: ro.output.trim(),
     };
   } finally {
-    await hub.stop('SIGKILL');
-    await ns.cleanup();
+    await hub?.stop('SIGKILL');
+    await ns?.cleanup();
     await sandbox.cleanup();
   }
 }

@@ -142,7 +142,7 @@ export class HostileGenerator {
         const h = this.header(0, this.int(9), 0x01);
         const path = uriPath(['d', this.target, 'c']);
         const szx = this.random() < 0.3 ? 7 : this.int(7);
-        const num = 4096 + this.int(0xff000); // far past any snapshot of this device
+        const num = 4096 + this.int((1 << 20) - 4096); // far past any snapshot of this device; NUM has 20 bits in 3 bytes
         const v = (num << 4) | szx;
         // Block2 is option 23: a 3-byte value.
         return [...h, ...path.bytes, ...optionHeader(23 - path.last, 3), (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff];
