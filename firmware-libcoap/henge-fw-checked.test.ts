@@ -1,7 +1,7 @@
 /**
  * henge-fw under the memory checkers through a long run against a real hub process: 100 pushes, each
- * applied (file written) and the device converged at the end, with a hub restart after 50 (reconnecting
- * runs under the checker too), then SIGTERM.
+ * applied (file written; every tenth a 2.5 KB snapshot, so Block2) and the device converged at the end,
+ * with a hub restart after 50 (reconnecting runs under the checker too), then SIGTERM.
  *  - valgrind memcheck over DTLS-PSK (the plain build; libcoap and OpenSSL run under it too): every
  *    error and every leak kind is an error (exit 99), so the run needs "0 errors" and no heap in use
  *    at exit;
@@ -92,12 +92,14 @@ async function pushes(t: TestContext, id: string, fw: LoggingProcess, dir: strin
   for (let i = 1; i <= PUSHES; i++) {
     if (restartHalfway && i === PUSHES / 2 + 1) await restartHub();
     const from = fw.logs().length;
-    await patch(id, { n: i, led: i % 2 === 0 });
+    // Every tenth push carries a 2.5 KB text: over 1,024 bytes, so Block2 runs under the checker too.
+    await patch(id, { n: i, led: i % 2 === 0, blob: i % 10 === 0 ? `${'b'.repeat(2500)}${i}` : String(i) });
     await fw.waitForLog((l) => l.msg === 'applied', perPushMs, from);
   }
   t.diagnostic(`${PUSHES} pushes applied in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const out = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { n: number; led: boolean };
-  assert.deepEqual(out, { n: PUSHES, led: true });
+  const out = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { n: number; led: boolean; blob: string };
+  assert.deepEqual(out, { n: PUSHES, led: true, blob: `${'b'.repeat(2500)}${PUSHES}` });
+  assert.ok(fw.logs().filter((l) => l.msg === 'applied' && l['blockwise'] === true).length >= PUSHES / 10, 'the large snapshots came blockwise');
   assert.equal(await readFile(join(dir, 'led'), 'utf8'), 'on\n');
   await waitFor(`${id} converged`, async () => {
     const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });

@@ -222,9 +222,9 @@ describe('henge-fw refusals', () => {
     assert.equal(refused.level, 50);
     assert.equal(await ghost.stop('SIGTERM'), 0);
 
-    // Usage: no --id, a bad id, --exec (not in henge-fw yet), yaml, an empty --hub: exit 2 with a message.
+    // Usage: no --id, a bad id, --exec-timeout out of 1..86400 (as the Node agent), yaml, an empty --hub: exit 2 with a message.
     // (No --hub at all is not one: henge-fw then looks for the hub over mDNS, henge-fw-discovery.test.ts.)
-    for (const args of [['--out', 'x.json', '--hub', '127.0.0.1'], ['--id', 'Bad_Id', '--out', 'x.json', '--hub', '127.0.0.1'], ['--id', 'a', '--out', 'x.json', '--hub', '127.0.0.1', '--exec', 'true'], ['--id', 'a', '--out', 'x.yaml', '--hub', '127.0.0.1'], ['--id', 'a', '--out', 'x.json', '--hub', '']]) {
+    for (const args of [['--out', 'x.json', '--hub', '127.0.0.1'], ['--id', 'Bad_Id', '--out', 'x.json', '--hub', '127.0.0.1'], ['--id', 'a', '--out', 'x.json', '--hub', '127.0.0.1', '--exec', 'true', '--exec-timeout', '0'], ['--id', 'a', '--out', 'x.yaml', '--hub', '127.0.0.1'], ['--id', 'a', '--out', 'x.json', '--hub', '']]) {
       const p = startFirmwareProcess(sandbox, args);
       assert.equal(await p.exited, 2, `henge-fw ${args.join(' ')}: ${p.stderr()}`);
       assert.match(p.stderr(), /^henge-fw: .+/);

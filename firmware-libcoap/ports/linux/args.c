@@ -43,12 +43,20 @@ static void usage(FILE *to) {
           "  --backoff-max <s>      longest wait between attempts to reach the hub (default 60)\n"
           "  --led <file>           an observable LED: the file holds \"on\", \"off\" or \"blink <ms>\",\n"
           "                         following the config fields `led` (boolean) and `blink_ms` (integer)\n"
+          "  --exec <cmd>           run with /bin/sh -c after each apply (in its own process group, stdin\n"
+          "                         /dev/null), with HENGE_CONFIG_FILE, HENGE_CONFIG_VERSION, HENGE_DEVICE\n"
+          "                         set; a non-zero exit, a signal or --exec-timeout restores the previous\n"
+          "                         file (or removes it if there was none) and acks \"failed\" with the\n"
+          "                         reason and the end of its stderr. It is done when the shell exits\n"
+          "                         (`mydaemon &` may run on). Meanwhile henge-fw keeps the observation,\n"
+          "                         holds the ack, and applies the newest snapshot that came in after it\n"
+          "  --exec-timeout <s>     a --exec running longer fails; its process group is killed (default 60)\n"
           "  --log-level <level>    fatal, error, warn, info, debug, trace or silent (JSON lines on stderr;\n"
           "                         default info)\n"
           "  --help                 this text\n"
           "  --version              the firmware and libcoap versions\n"
           "\n"
-          "Not in henge-fw yet (the Node agent has them): --exec, --exec-timeout, yaml output, enroll.\n"
+          "Not in henge-fw yet (the Node agent has them): yaml output, enroll.\n"
           "Signals: SIGINT/SIGTERM deregister and exit 0; SIGHUP re-registers at once.\n"
           "Exit codes: 0 ok, 1 failure, 2 usage, 7 state folder in use.\n",
           fw_libcoap_version());
@@ -108,15 +116,43 @@ fw_status fw_args_hub(fw_config *cfg, uint16_t default_port) {
   return FW_OK;
 }
 
-/* `path` made absolute against the working folder, into out; FW_E_USAGE when it does not fit. */
+/*
+ * An absolute path without ".", ".." or repeated and trailing slashes, in place, as Node's path.resolve
+ * leaves it (lexically: symbolic links are not followed). The Node agent hands --out so resolved to its
+ * hook (HENGE_CONFIG_FILE) and logs it; henge-fw does the same.
+ */
+static void normalize(char *path) {
+  size_t o = 0;
+  const char *p = path;
+  while (*p != '\0') {
+    while (*p == '/') p++;
+    const char *seg = p;
+    while (*p != '\0' && *p != '/') p++;
+    size_t n = (size_t)(p - seg);
+    if (n == 0 || (n == 1 && seg[0] == '.')) continue;
+    if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+      while (o > 0 && path[o - 1] != '/') o--; /* drop the last segment kept ... */
+      if (o > 0) o--;                           /* ... and its slash (never above the root) */
+      continue;
+    }
+    path[o++] = '/';
+    memmove(path + o, seg, n); /* o never passes seg: the output is never longer than what was read */
+    o += n;
+  }
+  if (o == 0) path[o++] = '/';
+  path[o] = '\0';
+}
+
+/* `path` made absolute against the working folder and normalized, into out; FW_E_USAGE when it does not fit. */
 static fw_status absolute(const char *path, char out[PATH_MAX]) {
   if (path[0] == '/') {
-    snprintf(out, PATH_MAX, "%s", path);
-    return FW_OK;
+    if ((size_t)snprintf(out, PATH_MAX, "%s", path) >= PATH_MAX) return usage_error("path too long: %s", path);
+  } else {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL) snprintf(cwd, sizeof cwd, ".");
+    if ((size_t)snprintf(out, PATH_MAX, "%s/%s", cwd, path) >= PATH_MAX) return usage_error("path too long: %s", path);
   }
-  char cwd[PATH_MAX];
-  if (getcwd(cwd, sizeof cwd) == NULL) snprintf(cwd, sizeof cwd, ".");
-  if ((size_t)snprintf(out, PATH_MAX, "%s/%s", cwd, path) >= PATH_MAX) return usage_error("path too long: %s", path);
+  normalize(out);
   return FW_OK;
 }
 
@@ -158,6 +194,7 @@ fw_status fw_args_parse(int argc, char **argv, fw_config *cfg, bool *done) {
   };
   *done = false;
   cfg->backoff_max_s = 60;
+  cfg->exec_timeout_s = 60;
   cfg->log_level = FW_INFO;
   opterr = 0;
   int c;
@@ -189,8 +226,14 @@ fw_status fw_args_parse(int argc, char **argv, fw_config *cfg, bool *done) {
         printf("%s libcoap/%s\n", FW_NAME, fw_libcoap_version());
         *done = true;
         return FW_OK;
-      case O_EXEC:
-      case O_EXEC_TIMEOUT: return usage_error("%s: henge-fw does not run hooks yet (the Node agent, henge agent, does)", argv[optind - 1]);
+      case O_EXEC: cfg->exec = optarg; break;
+      case O_EXEC_TIMEOUT: {
+        char *end;
+        double v = strtod(optarg, &end);
+        if (*optarg == '\0' || *end != '\0' || !(v >= 1 && v <= 86400)) return usage_error("--exec-timeout must be 1..86400 seconds, got %s", optarg);
+        cfg->exec_timeout_s = v;
+        break;
+      }
       default: return usage_error("unknown or incomplete option %s", argv[optind - 1]);
     }
   }

@@ -24,7 +24,9 @@ typedef struct fw_config {
   const char *key_file;
   const char *led;
   const char *format_name;
+  const char *exec; /* --exec: the hook's shell command, or NULL */
   double backoff_max_s;
+  double exec_timeout_s; /* --exec-timeout (default 60) */
   int log_level;
   /* Resolved by fw_args_parse. */
   fw_format format;

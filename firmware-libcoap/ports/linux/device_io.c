@@ -1,6 +1,7 @@
 /*
  * device_io.c: the device side (device_io.h): the core's platform callbacks, the LED, state.json,
- * restoring --out at startup, and a snapshot's arrival.
+ * restoring --out at startup, a snapshot's arrival, and --exec around an apply (the hook's process is
+ * hook.c's; here: what the apply does before and after it, as agent/agent.ts applyAndAck).
  *
  * Functions that can fail return an fw_status (the platform callbacks, a henge_status, as
  * core/henge.h requires), after logging what failed. Three return nothing and cannot fail: p_log (the
@@ -8,6 +9,7 @@
  */
 #include "device_io.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,11 +48,24 @@ static henge_status p_random(void *ctx, uint32_t *r) {
 }
 
 static void p_log(void *ctx, henge_log_level level, const char *msg, const henge_log_fields *f) {
-  (void)ctx;
+  fw_ctx *fw = ctx;
   static const int levels[] = {FW_DEBUG, FW_INFO, FW_WARN, FW_ERROR};
   fw_line l;
   fw_line_start(&l);
   if (f->has_version) fw_line_uint(&l, "version", f->version);
+  if (fw->hook_error != NULL && level == HENGE_LOG_ERROR) {
+    /* The core reports the failed hook: the Node agent's line (its ExecError, the status, the version kept). */
+    char err[600], esc[512];
+    fw_json_escape(esc, sizeof esc, fw->hook_error, strlen(fw->hook_error));
+    snprintf(err, sizeof err, "{\"code\":\"HENGE_E_EXEC_FAILED\",\"message\":\"%s\"}", esc);
+    fw_line_str(&l, "via", fw->hook_via);
+    fw_line_raw(&l, "err", err);
+    fw_line_str(&l, "status", "failed");
+    if (fw->state.has_applied) fw_line_uint(&l, "keptVersion", fw->state.mark.version);
+    else fw_line_null(&l, "keptVersion");
+    fw_line_emit(&l, FW_ERROR, msg);
+    return;
+  }
   if (f->status != HENGE_OK || f->reason != NULL) {
     char err[600];
     char esc[512];
@@ -62,15 +77,42 @@ static void p_log(void *ctx, henge_log_level level, const char *msg, const henge
   fw_line_emit(&l, levels[level], msg);
 }
 
+/*
+ * --out as it is, into fw->previous (fw->had_previous: false when there is none), to put back if the
+ * hook fails. FW_OK, or FW_E_IO / FW_E_NOMEM with the reason in fw->apply_why.
+ */
+static fw_status read_previous(fw_ctx *fw) {
+  fw->had_previous = false;
+  fw_status st = fw_read_file_max(fw->cfg.out_path, &fw->previous, FW_PREVIOUS_MAX);
+  if (st == FW_OK) {
+    fw->had_previous = true;
+    return FW_OK;
+  }
+  if (errno == ENOENT) return FW_OK;
+  const char *what = errno == EFBIG ? "larger than henge-fw keeps to restore it (16 MiB)" : strerror(errno);
+  if (snprintf(fw->apply_why, sizeof fw->apply_why, "cannot read the current %s: %s", fw->cfg.out_path, what) >= (int)sizeof fw->apply_why)
+    snprintf(fw->apply_why, sizeof fw->apply_why, "cannot read the current --out: %s", what); /* a path too long for the message */
+  return st;
+}
+
 /* Apply: render the values, write --out atomically (temp file, fsync, read back, rename, fsync folder). */
 static henge_status p_apply(void *ctx, const henge_snapshot *s, const uint8_t *bytes, size_t len, const char **why) {
   fw_ctx *fw = ctx;
   (void)bytes;
   (void)len;
+  if (fw->hook_failure != NULL) {
+    /* Not an apply: the hook of this snapshot failed and the core records it as an apply that failed. */
+    *why = fw->hook_failure;
+    return HENGE_E_APPLY;
+  }
   henge_status st = fw_render(fw->cfg.format, s, &fw->rendered, fw->apply_why, sizeof fw->apply_why);
   if (st != HENGE_OK) {
     *why = fw->apply_why;
     return st;
+  }
+  if (fw->cfg.exec != NULL && read_previous(fw) != FW_OK) {
+    *why = fw->apply_why;
+    return HENGE_E_APPLY;
   }
   if (fw_write_atomic(fw->cfg.out_path, fw->rendered.data, fw->rendered.len, -1, false, fw->apply_why, sizeof fw->apply_why) != FW_OK) {
     *why = fw->apply_why;
@@ -171,6 +213,9 @@ fw_status fw_device_open(fw_ctx *fw) {
   fw_buf_init(&fw->keys_added);
   fw_buf_init(&fw->keys_removed);
   fw_buf_init(&fw->keys_changed);
+  fw_buf_init(&fw->previous);
+  fw_buf_init(&fw->queued);
+  fw_hook_init(&fw->hook);
   if (fw_state_load(fw->cfg.state_file, fw->cfg.id, &fw->state, fw->applied, err, sizeof err) != FW_OK) {
     fw_line l;
     fw_line_start(&l);
@@ -213,6 +258,10 @@ void fw_device_close(fw_ctx *fw) {
   fw_buf_free(&fw->keys_added);
   fw_buf_free(&fw->keys_removed);
   fw_buf_free(&fw->keys_changed);
+  fw_buf_free(&fw->previous);
+  fw_buf_free(&fw->queued);
+  if (fw->hook.active) fw_hook_abandon(&fw->hook);
+  fw->hook_busy = false;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -241,31 +290,17 @@ static void log_applied(fw_ctx *fw, const henge_mark *after, bool had, const hen
   fw_line_emit(&l, FW_INFO, "applied");
 }
 
-fw_status fw_device_on_snapshot(fw_ctx *fw, const uint8_t *data, size_t len, const uint8_t *etag, size_t etag_len, const char *via) {
-  fw_buf_reset(&fw->inbox);
-  fw_buf_put(&fw->inbox, data, len);
-  if (fw->inbox.failed) {
-    fw_log(FW_ERROR, "out of memory for a snapshot; ignored");
-    return FW_E_NOMEM;
-  }
+/*
+ * The snapshot in fw->work (its bytes in fw->inbox, `len` of them) is applied for good: it becomes
+ * fw->applied, is saved to the state folder and logged ("applied"), and the LED follows it. FW_OK, or
+ * FW_E_CORE (logged).
+ */
+static fw_status finish_apply(fw_ctx *fw, size_t len, const char *via) {
   bool had = fw->state.has_applied;
   henge_mark before = fw->state.mark;
-  henge_outcome outcome;
-  henge_status hs = henge_device_on_snapshot(&fw->dev, (const uint8_t *)fw->inbox.data, fw->inbox.len, etag, etag_len, fw->work, &outcome);
-  if (hs != HENGE_OK) return fw_device_core_failed("henge_device_on_snapshot", hs);
-  if (outcome != HENGE_OUT_APPLIED) {
-    if (outcome == HENGE_OUT_CURRENT || outcome == HENGE_OUT_OLDER) {
-      fw_line l;
-      fw_line_start(&l);
-      fw_line_uint(&l, "version", fw->work->version);
-      fw_line_str(&l, "via", via);
-      fw_line_emit(&l, FW_DEBUG, outcome == HENGE_OUT_CURRENT ? "config is current" : "snapshot older than the applied one; ignored");
-    }
-    return FW_OK;
-  }
   henge_mark after;
   henge_decision why = HENGE_APPLY_FIRST;
-  hs = henge_mark_of(fw->work, &after);
+  henge_status hs = henge_mark_of(fw->work, &after);
   if (hs != HENGE_OK) return fw_device_core_failed("henge_mark_of", hs);
   hs = henge_decide(had ? &before : NULL, &after, &why);
   if (hs != HENGE_OK) return fw_device_core_failed("henge_decide", hs);
@@ -291,4 +326,150 @@ fw_status fw_device_on_snapshot(fw_ctx *fw, const uint8_t *data, size_t len, con
   log_applied(fw, &after, had, &before, why, len, via, keys_ok);
   (void)update_led(fw, fw->applied); /* a LED file that cannot be written is logged; the snapshot counts */
   return FW_OK;
+}
+
+/* Keeps a snapshot that came while a hook runs (the newest replaces an older one). FW_OK, or FW_E_NOMEM (logged). */
+static fw_status queue_snapshot(fw_ctx *fw, const uint8_t *data, size_t len, const uint8_t *etag, size_t etag_len, const char *via) {
+  fw_buf_reset(&fw->queued);
+  fw_buf_put(&fw->queued, data, len);
+  if (fw->queued.failed) {
+    fw->has_queued = false;
+    fw_buf_free(&fw->queued);
+    fw_log(FW_ERROR, "out of memory for a snapshot; ignored");
+    return FW_E_NOMEM;
+  }
+  fw->has_queued = true;
+  fw->queued_via = via;
+  fw->queued_has_etag = etag != NULL;
+  fw->queued_etag_len = etag_len < sizeof fw->queued_etag ? etag_len : sizeof fw->queued_etag;
+  if (etag != NULL) memcpy(fw->queued_etag, etag, fw->queued_etag_len);
+  fw_line l;
+  fw_line_start(&l);
+  fw_line_str(&l, "via", via);
+  fw_line_uint(&l, "bytes", len);
+  fw_line_emit(&l, FW_DEBUG, "--exec still running; the snapshot waits for it");
+  return FW_OK;
+}
+
+fw_status fw_device_on_snapshot(fw_ctx *fw, const uint8_t *data, size_t len, const uint8_t *etag, size_t etag_len, const char *via) {
+  if (fw->hook_busy) return queue_snapshot(fw, data, len, etag, etag_len, via);
+  fw_buf_reset(&fw->inbox);
+  fw_buf_put(&fw->inbox, data, len);
+  if (fw->inbox.failed) {
+    fw_log(FW_ERROR, "out of memory for a snapshot; ignored");
+    return FW_E_NOMEM;
+  }
+  /* The core's applied snapshot, to go back to if a hook fails. */
+  fw->core_had_applied = fw->dev.has_applied;
+  fw->core_applied = fw->dev.applied;
+  fw->core_acked = fw->dev.applied_acked;
+  henge_outcome outcome;
+  henge_status hs = henge_device_on_snapshot(&fw->dev, (const uint8_t *)fw->inbox.data, fw->inbox.len, etag, etag_len, fw->work, &outcome);
+  if (hs != HENGE_OK) return fw_device_core_failed("henge_device_on_snapshot", hs);
+  if (outcome != HENGE_OUT_APPLIED) {
+    if (outcome == HENGE_OUT_CURRENT || outcome == HENGE_OUT_OLDER) {
+      fw_line l;
+      fw_line_start(&l);
+      fw_line_uint(&l, "version", fw->work->version);
+      fw_line_str(&l, "via", via);
+      fw_line_emit(&l, FW_DEBUG, outcome == HENGE_OUT_CURRENT ? "config is current" : "snapshot older than the applied one; ignored");
+    }
+    return FW_OK;
+  }
+  if (fw->cfg.exec == NULL) return finish_apply(fw, len, via);
+
+  /* --out is written: the hook runs now, beside the loop; fw_device_poll_hook ends the apply. */
+  fw->hook_via = via;
+  fw->hook_has_etag = etag != NULL;
+  fw->hook_etag_len = etag_len < sizeof fw->hook_etag ? etag_len : sizeof fw->hook_etag;
+  if (etag != NULL) memcpy(fw->hook_etag, etag, fw->hook_etag_len);
+  fw->hook_busy = true;
+  fw_status st = fw_hook_start(&fw->hook, fw->cfg.exec, fw->cfg.exec_timeout_s * 1000.0, fw->cfg.out_path, fw->work->version, fw->cfg.id);
+  /* A hook that could not start is done already (failed): the next poll says so. */
+  return st == FW_E_NOMEM ? FW_OK : st;
+}
+
+/* Puts back --out as it was before the apply (atomically), or removes it if there was none. FW_OK, or FW_E_IO (logged). */
+static fw_status restore_previous(fw_ctx *fw) {
+  char err[600];
+  fw_status st = fw->had_previous ? fw_write_atomic(fw->cfg.out_path, fw->previous.data, fw->previous.len, -1, false, err, sizeof err)
+                                  : fw_remove_durable(fw->cfg.out_path, err, sizeof err);
+  if (st == FW_OK) return FW_OK;
+  char e[700], esc[620];
+  fw_json_escape(esc, sizeof esc, err, strlen(err));
+  snprintf(e, sizeof e, "{\"message\":\"%s\"}", esc);
+  fw_line l;
+  fw_line_start(&l);
+  fw_line_raw(&l, "err", e);
+  fw_line_str(&l, "out", fw->cfg.out_path);
+  fw_line_emit(&l, FW_ERROR, "could not restore the previous config file");
+  return st;
+}
+
+/* The hook is done: the apply counts (saved, logged, the LED), or --out goes back and the core acks "failed". */
+static fw_status hook_done(fw_ctx *fw) {
+  fw_hook_result *r = &fw->hook_result;
+  fw_status st = fw_hook_finish(&fw->hook, r);
+  fw->hook_busy = false;
+  if (st != FW_OK) return st;
+  if (r->ok) {
+    fw_line l;
+    fw_line_start(&l);
+    fw_line_uint(&l, "version", fw->work->version);
+    fw_line_uint(&l, "ms", r->ms);
+    fw_line_str(&l, "stdoutTail", r->stdout_tail);
+    fw_line_emit(&l, FW_DEBUG, "--exec succeeded");
+    st = finish_apply(fw, fw->inbox.len, fw->hook_via);
+  } else {
+    st = restore_previous(fw); /* logged; the hub learns that the hook failed either way */
+    /* Back to the core's applied snapshot, then the same snapshot again through the core, whose apply
+       fails this time with the hook's message: it logs it, marks it failed (not retried until a newer
+       one comes) and makes the "failed" ack pending, as for any apply that fails. */
+    fw->dev.has_applied = fw->core_had_applied;
+    fw->dev.applied = fw->core_applied;
+    fw->dev.applied_acked = fw->core_acked;
+    fw->hook_failure = r->message;
+    fw->hook_error = r->error;
+    henge_outcome outcome;
+    henge_status hs = henge_device_on_snapshot(&fw->dev, (const uint8_t *)fw->inbox.data, fw->inbox.len, fw->hook_has_etag ? fw->hook_etag : NULL,
+                                               fw->hook_etag_len, fw->work, &outcome);
+    fw->hook_failure = NULL;
+    fw->hook_error = NULL;
+    if (hs != HENGE_OK) st = fw_device_core_failed("henge_device_on_snapshot", hs);
+  }
+  fw_buf_free(&fw->previous); /* up to the size of --out: not kept between applies */
+  fw->had_previous = false;
+  fw->ack_due = true;
+  return st;
+}
+
+fw_status fw_device_poll_hook(fw_ctx *fw, bool stopping) {
+  if (!fw->hook_busy) return FW_OK;
+  bool done = false;
+  fw_status st = fw_hook_poll(&fw->hook, fw_now_ms(), &done);
+  if (!done) return st;
+  fw_status dst = hook_done(fw);
+  if (dst != FW_OK) st = dst;
+  /* The newest snapshot that came meanwhile (not when stopping: the Node agent handles none then). */
+  if (!stopping && fw->has_queued) {
+    fw->has_queued = false;
+    fw_status qst = fw_device_on_snapshot(fw, (const uint8_t *)fw->queued.data, fw->queued.len, fw->queued_has_etag ? fw->queued_etag : NULL,
+                                          fw->queued_etag_len, fw->queued_via);
+    fw_buf_reset(&fw->queued);
+    if (qst != FW_OK) st = qst;
+  }
+  return st;
+}
+
+void fw_device_abandon_hook(fw_ctx *fw) {
+  if (!fw->hook_busy) return;
+  fw_line l;
+  fw_line_start(&l);
+  fw_line_int(&l, "pid", (long long)fw->hook.pid);
+  fw_line_uint(&l, "version", fw->work->version);
+  if (fw->state.has_applied) fw_line_uint(&l, "keptVersion", fw->state.mark.version);
+  else fw_line_null(&l, "keptVersion");
+  fw_line_emit(&l, FW_WARN, "stopping while --exec still runs; it runs on, and the state folder keeps the previous version");
+  fw_hook_abandon(&fw->hook);
+  fw->hook_busy = false;
 }

@@ -6,6 +6,7 @@
 #ifndef FW_DEVICE_IO_H
 #define FW_DEVICE_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,20 @@ void fw_device_close(fw_ctx *fw);
  * fetches it again).
  */
 fw_status fw_device_on_snapshot(fw_ctx *fw, const uint8_t *data, size_t len, const uint8_t *etag, size_t etag_len, const char *via);
+
+/*
+ * With --exec, an applied snapshot's hook runs beside the loop (fw->hook_busy; its ack is held). Called
+ * from the loop: when the hook is done, the apply counts (state.json, "applied", the LED) or --out is
+ * put back and the ack becomes "failed"; then the newest snapshot that arrived meanwhile is handled
+ * (unless `stopping`). Never blocks. FW_OK, or the failure (logged).
+ */
+fw_status fw_device_poll_hook(fw_ctx *fw, bool stopping);
+
+/* henge-fw stops while a hook still runs: says so and leaves it running (as the Node agent). Cannot fail. */
+void fw_device_abandon_hook(fw_ctx *fw);
+
+/* The largest --out kept to put back after a failed hook (a larger one fails the apply). */
+#define FW_PREVIOUS_MAX ((size_t)16 * 1024 * 1024)
 
 /* Writes state.json. FW_OK, or FW_E_IO / FW_E_NOMEM (logged: the config file is applied regardless). */
 fw_status fw_device_save_state(fw_ctx *fw);

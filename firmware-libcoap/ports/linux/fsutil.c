@@ -149,6 +149,53 @@ fail : {
 }
 }
 
+fw_status fw_remove_durable(const char *path, char *err, size_t cap) {
+  if (unlink(path) != 0 && errno != ENOENT) {
+    snprintf(err, cap, "removing %s failed: %s", path, strerror(errno));
+    return FW_E_IO;
+  }
+  char dir_buf[4096];
+  snprintf(dir_buf, sizeof dir_buf, "%s", path);
+  const char *dir = dirname(dir_buf);
+  if (fsync_dir(dir) != FW_OK) {
+    snprintf(err, cap, "removing %s: fsync of its folder failed: %s", path, strerror(errno));
+    return FW_E_IO;
+  }
+  return FW_OK;
+}
+
+fw_status fw_read_file_max(const char *path, fw_buf *out, size_t max) {
+  fw_buf_reset(out);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return FW_E_IO;
+  char chunk[8192];
+  for (;;) {
+    ssize_t r = read(fd, chunk, sizeof chunk);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      errno = e;
+      return FW_E_IO;
+    }
+    if (r == 0) break;
+    if (out->len + (size_t)r > max) {
+      close(fd);
+      fw_buf_free(out);
+      errno = EFBIG;
+      return FW_E_IO;
+    }
+    fw_buf_put(out, chunk, (size_t)r);
+  }
+  close(fd);
+  if (out->failed) {
+    errno = ENOMEM;
+    return FW_E_NOMEM;
+  }
+  if (out->data == NULL) fw_buf_put(out, "", 0);
+  return FW_OK;
+}
+
 static char lock_path[4200];
 static bool locked;
 

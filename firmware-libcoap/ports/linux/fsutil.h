@@ -19,6 +19,12 @@ fw_status fw_mkdirs(const char *dir, mode_t mode);
 /* The whole file into `out`; FW_OK, or FW_E_IO / FW_E_NOMEM with errno set (ENOENT when there is none). */
 fw_status fw_read_file(const char *path, fw_buf *out);
 
+/* As fw_read_file, but a file over `max` bytes is FW_E_IO with errno EFBIG (nothing kept). */
+fw_status fw_read_file_max(const char *path, fw_buf *out, size_t max);
+
+/* Removes `path` (absent is fine) and fsyncs its folder. FW_OK, or FW_E_IO with a message in err. */
+fw_status fw_remove_durable(const char *path, char *err, size_t cap);
+
 /*
  * Writes `data` to `path` atomically and durably. mode < 0: an existing file keeps its mode, a new one
  * gets 0644; exact: always `mode`. FW_OK, or FW_E_IO with a message in err.

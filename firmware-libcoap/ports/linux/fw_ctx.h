@@ -10,6 +10,7 @@
  *   link.c       the libcoap context and session, the requests in flight, the session's failure
  *   link_rx.c    what the responses, NACKs and events change in all of the above
  *   discover.c   the mDNS search (browse, hub_source, discover_err) when there is no --hub
+ *   device_io.c  also --exec around an apply (hook_*, previous, queued); the process is hook.c's
  */
 #ifndef FW_CTX_H
 #define FW_CTX_H
@@ -21,6 +22,7 @@
 
 #include "args.h"
 #include "henge.h"
+#include "hook.h"
 #include "render.h"
 #include "state.h"
 
@@ -43,6 +45,29 @@ typedef struct fw_ctx {
   fw_buf keys_added, keys_removed, keys_changed; /* the "applied" line's key lists, reused */
   char apply_why[512];
   char led_now[48];
+
+  /* --exec: an apply whose hook runs. Meanwhile its ack is held (the core has it pending as "applied"),
+     and snapshots that arrive are not applied: the newest waits in `queued` for the hook to end. */
+  fw_hook hook;
+  bool hook_busy;
+  fw_hook_result hook_result;
+  fw_buf previous;   /* --out before the apply (when had_previous), put back if the hook fails */
+  bool had_previous;
+  const char *hook_via;           /* "registration" or "notification" */
+  uint8_t hook_etag[9];           /* the snapshot's ETag (9 bytes: longer than a hash, refused alike) */
+  size_t hook_etag_len;
+  bool hook_has_etag;
+  bool core_had_applied;          /* the core's applied snapshot before the apply, to go back to */
+  bool core_acked;
+  henge_mark core_applied;
+  const char *hook_failure;       /* while the core is told the hook failed: p_apply fails with this */
+  const char *hook_error;         /* ... and p_log names this error (HENGE_E_EXEC_FAILED) */
+  fw_buf queued;
+  bool has_queued;
+  uint8_t queued_etag[9];
+  size_t queued_etag_len;
+  bool queued_has_etag;
+  const char *queued_via;
 
   /* finding the hub: `--hub <text>` or `mdns <instance>` (the "connected" line's source) */
   char hub_source[300];

@@ -6,7 +6,8 @@
  *   main.c       signals, the loop, startup and shutdown (this file)
  *   args.c       the command line: options, paths, --out format, hub address
  *   fw_ctx.h     the state the modules share, one struct passed by pointer
- *   device_io.c  the core's platform (apply = write --out), the LED file, state.json, a snapshot's arrival
+ *   device_io.c  the core's platform (apply = write --out), the LED file, state.json, a snapshot's arrival,
+ *                --exec around an apply (hook.c runs the process)
  *   changes.c    the key lists of the "applied" line
  *   link.c       the libcoap context and session, the requests (register, ack, telemetry, deregister)
  *   link_rx.c    libcoap's handlers: responses, NACKs, events, its log
@@ -45,6 +46,10 @@
 #define REGISTER_TIMEOUT_MS 15000
 /* The longest single wait in coap_io_process, so that signals are seen promptly. */
 #define LOOP_SLICE_MS 250
+/* While a --exec hook runs, how often its pipes, exit and deadline are looked at. */
+#define HOOK_SLICE_MS 10
+/* How long stopping lets a hook in progress finish (the Node agent's STOP_DRAIN_MS). */
+#define STOP_DRAIN_MS 5000
 
 enum { EXIT_USAGE = 2, EXIT_CONFLICT = 7 };
 
@@ -105,6 +110,7 @@ static void retry_later(fw_ctx *fw) {
 static void run(fw_ctx *fw) {
   fw->next_attempt_ms = fw_now_ms();
   while (!stop_requested) {
+    (void)fw_device_poll_hook(fw, false); /* logged; an apply whose hook ended is settled, its ack due */
     uint64_t now = fw_now_ms();
     if (fw->session == NULL && now >= fw->next_attempt_ms) (void)fw_link_connect(fw);
     if (refresh_requested) {
@@ -116,7 +122,7 @@ static void run(fw_ctx *fw) {
     if (fw->link == FW_LINK_UP && !fw->reg_in_flight && now >= fw->next_keepalive_ms) (void)fw_link_register(fw);
     if (fw->reg_in_flight && fw_now_ms() > fw->reg_sent_ms + REGISTER_TIMEOUT_MS) fw_link_fail(fw, false, "no answer to the registration in 15 s");
     if (!fw->session_failed && fw->link == FW_LINK_UP) {
-      if (fw->ack_due && !fw->ack_in_flight) {
+      if (fw->ack_due && !fw->ack_in_flight && !fw->hook_busy) { /* a hook's ack waits for its end */
         fw->ack_due = false;
         (void)fw_link_send_ack(fw);
       }
@@ -131,15 +137,44 @@ static void run(fw_ctx *fw) {
     uint64_t next = now + LOOP_SLICE_MS;
     if (fw->session == NULL && fw->next_attempt_ms < next) next = fw->next_attempt_ms;
     if (fw->link == FW_LINK_UP && !fw->reg_in_flight && fw->next_keepalive_ms < next) next = fw->next_keepalive_ms;
+    if (fw->hook_busy && now + HOOK_SLICE_MS < next) next = now + HOOK_SLICE_MS;
     now = fw_now_ms();
     uint32_t wait = next > now ? (uint32_t)(next - now) : 0;
-    if (fw->ack_due && fw->link == FW_LINK_UP && !fw->ack_in_flight) wait = 0;
+    if (fw->ack_due && fw->link == FW_LINK_UP && !fw->ack_in_flight && !fw->hook_busy) wait = 0;
     if (fw->ctx != NULL) {
       coap_io_process(fw->ctx, wait == 0 ? COAP_IO_NO_WAIT : wait);
     } else if (wait > 0) {
       struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
       nanosleep(&ts, NULL); /* a signal cuts it short */
     }
+  }
+}
+
+/*
+ * Stopping while a hook runs: let it finish, STOP_DRAIN_MS at most, the link still served (its apply
+ * then counts, or --out goes back, as usual, and the ack is sent); after that it is left running. As the
+ * Node agent's shutdown does.
+ */
+static void drain_hook(fw_ctx *fw) {
+  uint64_t until = fw_now_ms() + STOP_DRAIN_MS;
+  while (fw->hook_busy && fw_now_ms() < until) {
+    (void)fw_device_poll_hook(fw, true); /* logged */
+    if (!fw->hook_busy) break;
+    if (fw->ctx != NULL) {
+      coap_io_process(fw->ctx, HOOK_SLICE_MS);
+    } else {
+      struct timespec ts = {0, HOOK_SLICE_MS * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+  }
+  if (fw->hook_busy) {
+    fw_device_abandon_hook(fw);
+    return;
+  }
+  /* Its ack goes now; the deregistration's wait reads the answer. Best effort, as the rest of stopping. */
+  if (fw->ack_due && fw->link == FW_LINK_UP && !fw->session_failed && !fw->ack_in_flight) {
+    fw->ack_due = false;
+    (void)fw_link_send_ack(fw);
   }
 }
 
@@ -183,6 +218,7 @@ int main(int argc, char **argv) {
   fw_line_bool(&l, "coaps", fw->has_key);
   fw_line_str(&l, "out", fw->cfg.out_path);
   fw_line_str(&l, "format", fw_format_name(fw->cfg.format));
+  fw_line_bool(&l, "exec", fw->cfg.exec != NULL);
   if (fw->cfg.led) fw_line_str(&l, "led", fw->cfg.led_path);
   fw_line_int(&l, "pid", (long long)getpid());
   fw_line_str(&l, "libcoap", fw_libcoap_version());
@@ -191,6 +227,7 @@ int main(int argc, char **argv) {
   run(fw);
 
   fw_log(FW_INFO, "stopping");
+  drain_hook(fw);
   (void)fw_link_deregister(fw); /* best effort: it logs "deregistered" or that it got no answer */
   fw_link_stop(fw);
   fw_device_close(fw);
