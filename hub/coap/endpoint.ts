@@ -28,6 +28,7 @@ import { flagDuplicate, recordAcks } from '../domain/commands.ts';
 import type { HubCore } from '../domain/core.ts';
 import type { DeviceRuntime } from '../domain/runtime.ts';
 import { AckBatcher } from './ack-batcher.ts';
+import { AnswerCache } from './answer-cache.ts';
 import { MessageType, configResponse, emptyAck, plainResponse } from './messages.ts';
 import { EndReason, ObserveRegistry } from './observers.ts';
 import { peerKey } from './transport.ts';
@@ -73,9 +74,6 @@ export interface EndpointOptions {
   readonly maxInflight?: number;
 }
 
-/** How long a CON request's answer is kept to repeat it for a duplicate (RFC 7252 EXCHANGE_LIFETIME is 247 s). */
-const DEDUP_MS = 247_000;
-const DEDUP_MAX = 20_000;
 
 interface Exchange {
   readonly type: MessageType;
@@ -106,7 +104,7 @@ export class CoapEndpoint {
   };
   readonly registry: ObserveRegistry;
   private readonly acks: AckBatcher;
-  private readonly answered = new Map<string, { bytes: Buffer | null; readonly at: number }>();
+  private readonly answered = new AnswerCache();
   /** Recent registration endpoints per device, for duplicate-identity detection. */
   private readonly recentEndpoints = new Map<string, Array<{ endpoint: string; at: number }>>();
   private readonly unsubscribe: () => void;
@@ -198,7 +196,7 @@ export class CoapEndpoint {
   /** Sends a request's answer, kept for repeating it to a duplicate of a CON request. */
   private reply(dedupKey: string | null, bytes: Buffer | undefined, to: Peer): void {
     if (!bytes) return;
-    if (dedupKey) this.remember(dedupKey, bytes);
+    if (dedupKey) this.answered.remember(dedupKey, bytes);
     this.transport.send(bytes, to);
   }
 
@@ -233,10 +231,10 @@ export class CoapEndpoint {
     // be answered from the other one's cache.
     const dedupKey = msg.confirmable ? `${peerKey(from)}#${from.identity ?? ''}#${msg.messageId}` : null;
     if (dedupKey) {
-      const prior = this.answered.get(dedupKey);
-      if (prior && Date.now() - prior.at < DEDUP_MS) {
+      const prior = this.answered.lookup(dedupKey);
+      if (prior !== undefined) {
         this.counters.duplicatesAnswered++;
-        if (prior.bytes) this.transport.send(prior.bytes, from);
+        if (prior) this.transport.send(prior, from);
         return;
       }
     }
@@ -295,7 +293,7 @@ export class CoapEndpoint {
     }
     this.counters.acksReceived++;
     // Answer once the ack is durable; until then a retransmitted request is a duplicate with no answer yet.
-    if (dedupKey) this.remember(dedupKey, null);
+    if (dedupKey) this.answered.remember(dedupKey, null);
     const device = target.device;
     const latencyMs = this.runtime.latencyOf(device, ack.version);
     this.acks.add(
@@ -310,6 +308,8 @@ export class CoapEndpoint {
         if (err === null) return this.reply(dedupKey, plainResponse(ex, '2.04'), from);
         if (!(err instanceof StoreUnavailableError) && !(err instanceof NotFoundError)) this.opts.log?.error({ err, device }, 'recording an ack failed');
         const code = err instanceof HengeError && err.status === 503 ? '5.03' : err instanceof HengeError && err.status === 404 ? '4.04' : '5.00';
+        if (code === '4.04') this.counters.notFound++; // removed meanwhile
+        else if (code === '5.00') this.counters.requestErrors++; // 5.03 (the store refuses writes) shows in /readyz
         this.reply(dedupKey, plainResponse(ex, code), from);
       },
     );
@@ -319,7 +319,7 @@ export class CoapEndpoint {
     const enroll = this.opts.enroll;
     if (!enroll) return;
     // Answered once the key is durable; a retransmission meanwhile waits for that answer.
-    if (dedupKey) this.remember(dedupKey, null);
+    if (dedupKey) this.answered.remember(dedupKey, null);
     enroll(identity, payload).then(
       (outcome) => {
         if ('refuse' in outcome) {
@@ -413,24 +413,5 @@ export class CoapEndpoint {
       ].join(',');
     }
     return plainResponse(ex, '2.05', Buffer.from(links), ContentFormat.LinkFormat);
-  }
-
-  private remember(key: string, bytes: Buffer | null): void {
-    // The answer to a request kept pending until it was ready (an ack waiting for its commit): fill it in.
-    const pending = this.answered.get(key);
-    if (pending && pending.bytes === null && bytes !== null) {
-      pending.bytes = bytes;
-      return;
-    }
-    if (this.answered.size >= DEDUP_MAX) {
-      // Oldest first (a Map keeps insertion order): drop a tenth, expired or not.
-      let drop = Math.ceil(DEDUP_MAX / 10);
-      for (const k of this.answered.keys()) {
-        if (drop-- <= 0) break;
-        this.answered.delete(k);
-      }
-    }
-    this.answered.delete(key);
-    this.answered.set(key, { bytes, at: Date.now() });
   }
 }
