@@ -4,17 +4,17 @@
  * views, so a refused command leaves no trace, in memory or on disk.
  */
 import type { AckStatusName } from '../../protocol/ack.ts';
-import { MAX_SNAPSHOT_FIELDS } from '../../protocol/snapshot.ts';
 import type { ConfigValue } from '../../protocol/snapshot.ts';
 import { AlreadyExistsError, LastTokenError, NotFoundError, SchemaConflictError, SchemaViolationError, ValidationError } from '../errors.ts';
 import type { Violation } from '../errors.ts';
-import { applyPatch, compareGroupsForMerge, effectiveValues } from './config.ts';
+import { applyPatch, compareGroupsForMerge } from './config.ts';
 import type { DeviceRecord, GroupRecord } from './config.ts';
 import type { CommandContext, CommitResult, HubCore } from './core.ts';
+import { checkDevice, checkMembers, checkMembersForKeys } from './config-checks.ts';
 import { EventType } from './events.ts';
 import type { EventData } from './events.ts';
 import { checkConfigKeys, checkId, checkLabels, normalizeValues } from './ids.ts';
-import { checkValue, parseSchemaDocument, sameFields, validateConfig } from './schema.ts';
+import { parseSchemaDocument, sameFields } from './schema.ts';
 import type { SchemaRecord } from './schema.ts';
 import { matches, parseSelector } from './selector.ts';
 import type { Selector } from './selector.ts';
@@ -70,26 +70,6 @@ function groupsForLabels(s: HubState, labels: Readonly<Record<string, string>>):
 }
 
 /** Device-layer keys must be fields of the device's schema. */
-function unknownDeviceKeys(values: Readonly<Record<string, ConfigValue>>, schema: SchemaRecord | undefined, device: string): Violation[] {
-  if (!schema) return [];
-  const known = new Set(schema.fields.map((f) => f.name));
-  return Object.keys(values)
-    .filter((k) => !known.has(k))
-    .map((k) => ({ field: `values.${k}`, rule: 'unknown', message: `${k} is not a field of schema ${schema.name}`, device }));
-}
-
-function checkDevice(device: Pick<DeviceRecord, 'id' | 'values'>, groups: readonly GroupRecord[], schema: SchemaRecord | undefined): Violation[] {
-  if (!schema) {
-    // Every key of every layer reaches the device: the wire's limit is all there is to check.
-    const n = Object.keys(effectiveValues(device, groups, undefined)).length;
-    if (n <= MAX_SNAPSHOT_FIELDS) return [];
-    return [{ field: 'values', rule: 'maxFields', message: `device ${device.id} would have ${n} config values; a snapshot holds at most ${MAX_SNAPSHOT_FIELDS}`, device: device.id }];
-  }
-  const effective = effectiveValues(device, groups, schema);
-  const out = validateConfig(schema, effective, device.id).filter((v) => v.rule !== 'unknown');
-  return [...unknownDeviceKeys(device.values, schema, device.id), ...out];
-}
-
 export interface AddDeviceInput {
   readonly id: string;
   readonly name?: string;
@@ -200,60 +180,6 @@ export async function setValues(
   if (violations.length > 0) throw violationError(SchemaViolationError, violations, `invalid value for group ${group.name}`);
   const warnings = groupWarnings(s, members, proposed, Object.keys(patch).filter((k) => patch[k] !== null));
   return { ...(await core.commit(ctx, [{ type: EventType.ValuesChanged, data: { group: group.name, changes } }])), warnings };
-}
-
-/** Validates member devices with group `name` replaced by `proposed` (or removed when null). */
-function checkMembers(s: HubState, members: readonly string[], name: string, proposed: GroupRecord | null): Violation[] {
-  const out: Violation[] = [];
-  for (const id of members) {
-    const device = s.devices.get(id);
-    if (!device) continue;
-    const schema = s.schemaOf(device);
-    const groups = s.groupsOf(id).filter((g) => g.name !== name);
-    if (proposed) {
-      groups.push(proposed);
-      groups.sort(compareGroupsForMerge);
-    }
-    out.push(...checkDevice(device, groups, schema));
-  }
-  return out;
-}
-
-/**
- * A group value change can only break the keys it changes: checks just those, for every member, with
- * the group's values replaced by `proposed` (same result as checkMembers, without a full merge each).
- * A member without a schema can only break the field limit, and only when the group gains a key (`grows`).
- */
-function checkMembersForKeys(s: HubState, members: readonly string[], proposed: GroupRecord, keys: readonly string[], grows: boolean): Violation[] {
-  const out: Violation[] = [];
-  for (const id of members) {
-    const device = s.devices.get(id);
-    if (!device) continue;
-    const schema = s.schemaOf(device);
-    if (!schema) {
-      if (grows) out.push(...checkMembers(s, [id], proposed.name, proposed));
-      continue;
-    }
-    const groups = s.groupsOf(id);
-    for (const key of keys) {
-      const field = schema.fields.find((f) => f.name === key);
-      if (!field || Object.hasOwn(device.values, key)) continue;
-      let v: ConfigValue | undefined;
-      for (let i = groups.length - 1; i >= 0 && v === undefined; i--) {
-        const g = groups[i];
-        const values = g?.name === proposed.name ? proposed.values : g?.values;
-        if (values && Object.hasOwn(values, key)) v = values[key];
-      }
-      v ??= field.default;
-      if (v === undefined) {
-        if (field.required) out.push({ field: `values.${key}`, rule: 'required', message: `${key} is required and has no value`, device: id });
-        continue;
-      }
-      const p = checkValue(field, v);
-      if (p) out.push({ field: `values.${key}`, rule: p.rule, message: `${key} ${p.message}`, device: id });
-    }
-  }
-  return out;
 }
 
 function groupWarnings(s: HubState, members: readonly string[], group: GroupRecord, keys: readonly string[]): Warning[] {
