@@ -100,7 +100,8 @@ async function pushes(t: TestContext, id: string, fw: LoggingProcess, dir: strin
   const out = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { n: number; led: boolean; blob: string };
   assert.deepEqual(out, { n: PUSHES, led: true, blob: `${'b'.repeat(2500)}${PUSHES}` });
   assert.ok(fw.logs().filter((l) => l.msg === 'applied' && l['blockwise'] === true).length >= PUSHES / 10, 'the large snapshots came blockwise');
-  assert.equal(await readFile(join(dir, 'led'), 'utf8'), 'on\n');
+  // The LED file is written after the `applied` line: wait for it rather than race it.
+  await waitFor('the LED on', async () => ((await readFile(join(dir, 'led'), 'utf8').catch(() => '')) === 'on\n' ? true : undefined), 10_000);
   await waitFor(`${id} converged`, async () => {
     const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
     const s = (await r.json()) as { sync: string; appliedVersion: number | null; desiredVersion: number };

@@ -50,6 +50,7 @@ export function createMetrics(): HubMetrics {
   coapGauge('henge_coap_not_found', 'Requests for a device or resource the hub does not have (4.04), since start', (e) => e.counters.notFound);
   coapGauge('henge_coap_ignored', 'Well-formed datagrams not acted on (stray ACK/RST, responses, reserved codes), since start', (e) => e.counters.ignored);
   coapGauge('henge_coap_request_errors', 'Requests that failed inside the hub (5.00, logged), since start', (e) => e.counters.requestErrors);
+  coapGauge('henge_coap_duplicates_answered', 'Confirmable requests with a message id already answered (answered again from the cache, not handled twice), since start', (e) => e.counters.duplicatesAnswered);
   coapGauge('henge_coap_acks_received', 'Device acks received, since start', (e) => e.counters.acksReceived);
   let coaps: { endpoint: CoapEndpoint; dtls: DtlsTransport } | undefined;
   const coapsGauge = (name: string, help: string, read: (x: { endpoint: CoapEndpoint; dtls: DtlsTransport }) => number): void => {
@@ -66,6 +67,7 @@ export function createMetrics(): HubMetrics {
     ['not_found', 'Requests over DTLS for a device or resource the hub does not have (4.04), since start', (e) => e.counters.notFound],
     ['ignored', 'Well-formed messages over DTLS not acted on (stray ACK/RST, responses, reserved codes), since start', (e) => e.counters.ignored],
     ['request_errors', 'Requests over DTLS that failed inside the hub (5.00, logged), since start', (e) => e.counters.requestErrors],
+    ['duplicates_answered', 'Confirmable requests over DTLS with a message id already answered, since start', (e) => e.counters.duplicatesAnswered],
     ['acks_received', 'Device acks received over DTLS, since start', (e) => e.counters.acksReceived],
   ];
   for (const [name, help, read] of inner) coapsGauge(`henge_coaps_${name}`, help, (x) => read(x.endpoint));
