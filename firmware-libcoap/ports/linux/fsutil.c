@@ -33,31 +33,7 @@ fw_status fw_mkdirs(const char *dir, mode_t mode) {
   return FW_OK;
 }
 
-fw_status fw_read_file(const char *path, fw_buf *out) {
-  fw_buf_reset(out);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return FW_E_IO;
-  char chunk[8192];
-  for (;;) {
-    ssize_t r = read(fd, chunk, sizeof chunk);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      errno = e;
-      return FW_E_IO;
-    }
-    if (r == 0) break;
-    fw_buf_put(out, chunk, (size_t)r);
-  }
-  close(fd);
-  if (out->failed) {
-    errno = ENOMEM;
-    return FW_E_NOMEM;
-  }
-  if (out->data == NULL) fw_buf_put(out, "", 0);
-  return FW_OK;
-}
+fw_status fw_read_file(const char *path, fw_buf *out) { return fw_read_file_max(path, out, SIZE_MAX); }
 
 /* FW_OK, or FW_E_IO with errno set. */
 static fw_status write_all(int fd, const void *data, size_t n) {
