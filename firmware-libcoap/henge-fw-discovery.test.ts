@@ -151,9 +151,9 @@ describe('henge-fw - hub discovery over mDNS between two network namespaces', ()
         await until('mode=cool in --out', async () => (JSON.parse((await readText(out)) ?? '{}') as { mode?: string }).mode === 'cool', 10_000);
         await until('a second ack', async () => lines(fw.stderr()).filter((l) => l.msg === 'ack delivered').length >= 2, 10_000);
         assert.ok(!lines(fw.stderr()).some((l) => l.msg === 'ignored'), 'no instance ignored');
+        assert.deepEqual(await fw.stop(5000), { code: 0, signal: null }, `henge-fw exit\n${fw.stderr()}`);
       } finally {
-        const exit = await fw.stop(5000);
-        assert.deepEqual(exit, { code: 0, signal: null }, `henge-fw exit\n${fw.stderr()}`);
+        await fw.stop(5000); // (already stopped unless an assertion failed: that failure is the one reported)
       }
     });
   }
@@ -179,9 +179,9 @@ describe('henge-fw - hub discovery over mDNS between two network namespaces', ()
       assert.ok(!all.some((l) => l.msg === 'connected' || l.msg === 'hub found over mDNS'), 'never connected');
       assert.equal(await readText(out), undefined, 'no config written');
       assert.equal((await new StateStore(state, id).load()).hubId, other, 'the pin is kept');
+      assert.deepEqual(await fw.stop(5000), { code: 0, signal: null }, `henge-fw exit\n${fw.stderr()}`);
     } finally {
-      const exit = await fw.stop(5000);
-      assert.deepEqual(exit, { code: 0, signal: null }, `henge-fw exit\n${fw.stderr()}`);
+      await fw.stop(5000); // (already stopped unless an assertion failed: that failure is the one reported)
     }
   });
 });
