@@ -84,7 +84,7 @@ async function main(): Promise<void> {
       const s = summarize(r.convergeMs, 0);
       const m = (k: string): number => r.metrics[`henge_${k}`] ?? 0;
       const rssChangePct = round(((r.rssEndBytes - r.rssBaselineBytes) / r.rssBaselineBytes) * 100, 1);
-      const f = { sentCoap: r.sentCoap, sentDtls: r.sentDtls, hubAlive: r.hubAlive, changes: r.changes, missed: r.missedChanges, convergeMsP50: s.p50, convergeMsMax: s.max, rssBaselineMiB: mib(r.rssBaselineBytes), rssEndMiB: mib(r.rssEndBytes), rssPeakMiB: mib(r.rssPeakBytes), rssChangePct, malformed: m('coap_malformed'), badRequests: m('coap_bad_requests'), notFound: m('coap_not_found'), ignored: m('coap_ignored'), requestErrors: m('coap_request_errors'), dtlsInvalid: m('dtls_datagrams_invalid'), dtlsDropped: m('dtls_datagrams_dropped'), uncounted: r.uncounted.length };
+      const f = { sentCoap: r.sentCoap, sentDtls: r.sentDtls, hubAlive: r.hubAlive, changes: r.changes, missed: r.missedChanges, convergeMsP50: s.p50, convergeMsMax: s.max, rssBaselineMiB: mib(r.rssBaselineBytes), rssEndMiB: mib(r.rssEndBytes), rssPeakMiB: mib(r.rssPeakBytes), rssChangePct, malformed: m('coap_malformed'), badRequests: m('coap_bad_requests'), notFound: m('coap_not_found'), ignored: m('coap_ignored'), requestErrors: m('coap_request_errors'), dtlsInvalid: m('dtls_datagrams_invalid'), dtlsDropped: m('dtls_datagrams_dropped'), dtlsHelloVerify: m('dtls_hello_verify_requests'), uncounted: r.uncounted.length };
       results[name] = f;
       line(verdictLine(name, r.hubAlive && r.uncounted.length === 0 && r.missedChanges === 0 && rssChangePct <= 10, f));
     } else {

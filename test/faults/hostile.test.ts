@@ -71,6 +71,8 @@ test('faults hostile - 100,000 hostile CoAP and DTLS datagrams: the hub stays up
     assert.ok(r.hubAlive);
     assert.equal(m('coap_request_errors'), 0, 'no request failed inside the hub');
     assert.deepEqual(r.uncounted, []);
+    assert.ok(m('dtls_hello_verify_requests') > 0, 'the ClientHellos reached the cookie exchange');
+    assert.equal(m('dtls_handshakes_completed'), 0, 'no hostile datagram completed a handshake');
     assert.ok(r.changes >= 5 && r.missedChanges === 0, `${r.missedChanges} of ${r.changes} changes missed`);
     // Flat means no growth: a GC that gives memory back is no leak.
     assert.ok(rssChange <= 0.1, `RSS went from ${r.rssBaselineBytes} to ${r.rssEndBytes} bytes`);

@@ -169,10 +169,19 @@ export class HostileGenerator {
   }
 }
 
-/** Random and mutated DTLS records: handshake-looking headers with random bodies, short ones, empty ones. */
-export function hostileDtls(random: () => number): Buffer {
+/**
+ * Random and mutated DTLS records: handshake-looking headers with random bodies, short ones, empty ones;
+ * and, given a real ClientHello, that ClientHello as is (the hub must answer it with a cookie and keep
+ * nothing) or with a few bytes changed.
+ */
+export function hostileDtls(random: () => number, clientHello: Buffer | null = null): Buffer {
   const int = (n: number): number => Math.floor(random() * n);
-  const r = int(4);
+  const r = int(clientHello ? 6 : 4);
+  if (clientHello && r >= 4) {
+    const b = Buffer.from(clientHello);
+    if (r === 5) for (let i = 0, n = 1 + int(3); i < n; i++) b[int(b.length)] = int(256);
+    return b;
+  }
   if (r === 0) return Buffer.alloc(0);
   if (r === 1) return Buffer.from(Array.from({ length: 1 + int(300) }, () => int(256)));
   // A record header: content type (handshake 22 mostly), DTLS 1.2 or 1.0, epoch, sequence, a length that may lie.

@@ -2,7 +2,8 @@
  * Fault scenario 4, hostile datagrams: a hub process gets DATAGRAMS random and mutated CoAP datagrams
  * (hostile-gen.ts: short, bad versions, reserved token lengths and option nibbles, truncated options,
  * huge option deltas, bad CBOR, Block2 far past the end or SZX 7, unknown devices, strays, mutations,
- * random bytes) on its plain CoAP port and random and mutated DTLS records on its coaps port, while real
+ * random bytes) on its plain CoAP port and random and mutated DTLS records, real and mutated ClientHellos
+ * among them, on its coaps port, while real
  * devices (a `henge agent` process, and `henge-fw` when it is built) observe it on the same CoAP port and
  * get a change every second. Then:
  *  - the hub is up, answered no request with an internal error, and the devices got every change;
@@ -24,6 +25,7 @@ import type { LoggingProcess } from '../../helpers/agent-process.ts';
 import { rng } from '../../helpers/rng.ts';
 import { makeSandbox, startHubProcess } from '../../helpers/processes.ts';
 import type { HubProcess } from '../../helpers/processes.ts';
+import { DtlsClient } from '../../../dtls/client.ts';
 import { COUNTED_BY, HostileGenerator, hostileDtls } from './hostile-gen.ts';
 import type { HostileKind } from './hostile-gen.ts';
 
@@ -63,6 +65,19 @@ export interface HostileResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The first datagram a DTLS client sends: its ClientHello (the handshake is then dropped). */
+async function firstClientHello(): Promise<Buffer> {
+  const sent: Buffer[] = [];
+  const client = new DtlsClient((d) => void sent.push(Buffer.from(d)), { identity: 'hostile-target', key: 'not-a-key' }, 'nowhere', 1_000);
+  const done = client.connect().catch(() => undefined);
+  for (let i = 0; i < 100 && sent.length === 0; i++) await sleep(10);
+  client.close();
+  await done;
+  const hello = sent[0];
+  assert.ok(hello && hello[0] === 22 && hello[13] === 1, 'the DTLS client sent a ClientHello first');
+  return hello;
+}
 
 async function rss(pid: number): Promise<number> {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''));
@@ -141,6 +156,8 @@ export async function hostileDatagrams(opts: HostileOptions): Promise<HostileRes
       flooding = false;
     });
 
+    // A real ClientHello, from the DTLS client the simulator uses, for the cookie path.
+    const clientHello = await firstClientHello();
     // The flood.
     const gen = new HostileGenerator(random, 'hostile-target');
     // Message ids are 16 bits: one socket would reuse them within the flood, and the hub rightly answers a
@@ -161,7 +178,7 @@ export async function hostileDatagrams(opts: HostileOptions): Promise<HostileRes
     for (let i = 0; i < opts.datagrams && hubAlive; ) {
       for (let j = 0; j < batch && i < opts.datagrams; j++, i++) {
         if (random() < opts.dtlsShare) {
-          const d = hostileDtls(random);
+          const d = hostileDtls(random, clientHello);
           const s = dtlsSocks[i % dtlsSocks.length] ?? coapSock;
           s.send(d, coapsPort, '127.0.0.1');
           sentDtls++;
