@@ -131,7 +131,7 @@ export async function updateDevice(core: HubCore, ctx: CommandContext, id: strin
   if (labels === undefined && schemaName === undefined && name === undefined) return { seq: null, events: [], warnings: [] };
   const schema = schemaName !== undefined ? (schemaName === null ? undefined : mustSchema(s, schemaName)) : s.schemaOf(prev);
   const groups = labels !== undefined ? groupsForLabels(s, labels) : s.groupsOf(id);
-  const violations = checkDevice(prev, groups, schema);
+  const violations = checkDevice(prev, groups, schema, { values: prev.values, groups: s.groupsOf(id) });
   if (violations.length > 0) throw violationError(SchemaViolationError, violations, `device ${id} would have an invalid config`);
   const data = {
     device: id,
@@ -166,7 +166,7 @@ export async function setValues(
     const device = mustDevice(s, target.device);
     const { next, changes } = applyPatch(device.values, patch, replace);
     if (changes.length === 0) return { seq: null, events: [], warnings: [] };
-    const violations = checkDevice({ id: device.id, values: next }, s.groupsOf(device.id), s.schemaOf(device));
+    const violations = checkDevice({ id: device.id, values: next }, s.groupsOf(device.id), s.schemaOf(device), { values: device.values, groups: s.groupsOf(device.id) });
     if (violations.length > 0) throw violationError(SchemaViolationError, violations, `invalid value for device ${device.id}`);
     return { ...(await core.commit(ctx, [{ type: EventType.ValuesChanged, data: { device: device.id, changes } }])), warnings: [] };
   }

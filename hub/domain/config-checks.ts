@@ -20,11 +20,23 @@ function unknownDeviceKeys(values: Readonly<Record<string, ConfigValue>>, schema
     .map((k) => ({ field: `values.${k}`, rule: 'unknown', message: `${k} is not a field of schema ${schema.name}`, device }));
 }
 
-export function checkDevice(device: Pick<DeviceRecord, 'id' | 'values'>, groups: readonly GroupRecord[], schema: SchemaRecord | undefined): Violation[] {
+/** The device's layers as they are now, before the change checked: a device over the limit may shrink. */
+export interface CurrentLayers {
+  readonly values: DeviceRecord['values'];
+  readonly groups: readonly GroupRecord[];
+}
+
+/**
+ * The violations of a device with these layers. Without a schema only the wire's limit of values counts,
+ * and a change that leaves a device over it is refused only when it adds to the count it has `now` (a
+ * device that got there before the limit was enforced can still be cut back step by step).
+ */
+export function checkDevice(device: Pick<DeviceRecord, 'id' | 'values'>, groups: readonly GroupRecord[], schema: SchemaRecord | undefined, now?: CurrentLayers): Violation[] {
   if (!schema) {
     // Every key of every layer reaches the device: the wire's limit is all there is to check.
     const n = Object.keys(effectiveValues(device, groups, undefined)).length;
     if (n <= MAX_SNAPSHOT_FIELDS) return [];
+    if (now && n <= Object.keys(effectiveValues(now, now.groups, undefined)).length) return [];
     return [{ field: 'values', rule: 'maxFields', message: `device ${device.id} would have ${n} config values; a snapshot holds at most ${MAX_SNAPSHOT_FIELDS}`, device: device.id }];
   }
   const effective = effectiveValues(device, groups, schema);
@@ -44,7 +56,7 @@ export function checkMembers(s: HubState, members: readonly string[], name: stri
       groups.push(proposed);
       groups.sort(compareGroupsForMerge);
     }
-    out.push(...checkDevice(device, groups, schema));
+    out.push(...checkDevice(device, groups, schema, { values: device.values, groups: s.groupsOf(id) }));
   }
   return out;
 }
