@@ -135,3 +135,10 @@ test('exec - a hook that leaves a background process running succeeds as soon as
   assert.equal(r.stdoutTail.trim(), 'started');
   assert.ok(performance.now() - t0 < 2000, `took ${Math.round(performance.now() - t0)} ms`);
 });
+
+test('exec - a hook whose shell exits before the timeout is not failed by the timeout firing while its output is read', async () => {
+  const env = { file: '/tmp/x.json', version: 1, device: 'dev-1' };
+  // The background sleep holds the pipes, so the result waits for the drain (2 s here), past the 1 s timeout.
+  const r = await runHook('sleep 5 & echo done', env, 1000, 2000);
+  assert.equal(r.stdoutTail.trim(), 'done');
+});

@@ -31,7 +31,11 @@ function keepTail(chunks: Buffer[], b: Buffer): void {
   while (chunks.length > 1 && total - (chunks[0]?.length ?? 0) >= TAIL_BYTES) total -= chunks.shift()?.length ?? 0;
 }
 
-export function runHook(command: string, env: HookEnv, timeoutMs: number): Promise<HookResult> {
+/**
+ * Runs the hook; `drainMs` is how long output still in the pipes is read after the shell exited (while a
+ * background process it started may keep them open).
+ */
+export function runHook(command: string, env: HookEnv, timeoutMs: number, drainMs = 100): Promise<HookResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn('/bin/sh', ['-c', command], {
@@ -80,7 +84,9 @@ export function runHook(command: string, env: HookEnv, timeoutMs: number): Promi
     // gets a moment to be read.
     child.once('close', (code, signal) => settle(code, signal));
     child.once('exit', (code, signal) => {
-      setTimeout(() => settle(code, signal), 100).unref();
+      // The hook is over: a timeout that fires while its last output is read must not turn it into a failure.
+      clearTimeout(timer);
+      setTimeout(() => settle(code, signal), drainMs).unref();
     });
   });
 }
