@@ -1,6 +1,6 @@
 /**
  * The `--exec` hook: a command run through /bin/sh after a config file was written, with
- * HENGE_CONFIG_FILE, HENGE_CONFIG_VERSION and HENGE_DEVICE in its environment. A non-zero exit, a signal
+ * HENGE_CONFIG_FILE, HENGE_CONFIG_VERSION and HENGE_DEVICE in its environment (and never HENGE_DEVICE_KEY). A non-zero exit, a signal
  * or a timeout is an ExecError carrying the exit code and the tail of its stderr.
  */
 import { spawn } from 'node:child_process';
@@ -38,8 +38,10 @@ function keepTail(chunks: Buffer[], b: Buffer): void {
 export function runHook(command: string, env: HookEnv, timeoutMs: number, drainMs = 100): Promise<HookResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
+    // The agent's environment without the device key (a hook needs none, and must not leak it), plus the three.
+    const { HENGE_DEVICE_KEY: _key, ...inherited } = process.env;
     const child = spawn('/bin/sh', ['-c', command], {
-      env: { ...process.env, HENGE_CONFIG_FILE: env.file, HENGE_CONFIG_VERSION: String(env.version), HENGE_DEVICE: env.device },
+      env: { ...inherited, HENGE_CONFIG_FILE: env.file, HENGE_CONFIG_VERSION: String(env.version), HENGE_DEVICE: env.device },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group, so a timeout ends the command and whatever it started.
       detached: true,

@@ -78,9 +78,10 @@ function exec(program: Program): void {
     let hub: HubProcess;
     let token = '';
 
-    const cli = async (...args: string[]): Promise<void> => {
+    const cli = async (...args: string[]): Promise<string> => {
       const r = await runCli(sandbox, args);
       assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
     };
     const state = async (id: string): Promise<DeviceState> => {
       const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
@@ -140,6 +141,24 @@ function exec(program: Program): void {
       assert.equal(await readFile(out, 'utf8'), render('json', { mode: 'two' }));
       assert.equal(await readFile(join(dir, 'stdin'), 'utf8'), '', 'stdin is /dev/null');
       assert.ok(proc.logs().some((l) => l.msg === 'applied' && l['version'] === v2));
+      await stop(proc);
+    });
+
+    test(`${program} --exec over coaps with the key in HENGE_DEVICE_KEY: the hook never sees the key`, { timeout: 60_000 }, async (t) => {
+      if (!ensureBuilt(t)) return;
+      const id = `${p}-key`;
+      const dir = join(sandbox.dir, id);
+      await mkdir(dir, { recursive: true });
+      const added = JSON.parse(await cli('device', 'add', id, '--set', 'mode=one', '--json')) as { key: string };
+      assert.ok(hub.coapsPort);
+      const hook = `printf '%s' "\${HENGE_DEVICE_KEY:-absent}" > '${dir}/key-seen'`;
+      const args = ['--id', id, '--hub', `127.0.0.1:${String(hub.coapsPort)}`, '--out', join(dir, 'config.json'), '--state', join(dir, 'state'), '--backoff-max', '2', '--exec', hook];
+      const env = { HENGE_DEVICE_KEY: added.key };
+      const proc = program === 'henge-fw' ? startFirmwareProcess(sandbox, args, env, HENGE_FW_ASAN) : startAgentProcess(sandbox, args, env);
+      running.push(proc);
+      await converged(id);
+      assert.equal(await readFile(join(dir, 'key-seen'), 'utf8'), 'absent');
+      // (It converged through the coaps port, so it used the key.)
       await stop(proc);
     });
 

@@ -30,8 +30,8 @@ export interface LoggingProcess {
 
 export type AgentProcess = LoggingProcess;
 
-export function startAgentProcess(sandbox: Sandbox, args: readonly string[]): AgentProcess {
-  const child = spawn(process.execPath, [HENGE_BIN, 'agent', ...args], { env: sandbox.env, cwd: sandbox.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startAgentProcess(sandbox: Sandbox, args: readonly string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
+  const child = spawn(process.execPath, [HENGE_BIN, 'agent', ...args], { env: { ...sandbox.env, ...env }, cwd: sandbox.dir, stdio: ['ignore', 'pipe', 'pipe'] });
   return watchLogs(child, 'agent');
 }
 

@@ -231,15 +231,17 @@ static void run_child(const char *command, char **envp, int devnull, int out_w, 
   _exit(127);
 }
 
+/* Not passed on: the three the hook gets anew, and the device key (a hook needs no key; a hook's log or a
+   process listing must not show it). */
 static bool is_hook_var(const char *entry) {
   return strncmp(entry, "HENGE_CONFIG_FILE=", 18) == 0 || strncmp(entry, "HENGE_CONFIG_VERSION=", 21) == 0 ||
-         strncmp(entry, "HENGE_DEVICE=", 13) == 0;
+         strncmp(entry, "HENGE_DEVICE=", 13) == 0 || strncmp(entry, "HENGE_DEVICE_KEY=", 17) == 0;
 }
 
 fw_status fw_hook_start(fw_hook *h, const char *command, double timeout_ms, const char *file, uint64_t version, const char *device) {
   fw_hook_init(h);
   h->timeout_ms = timeout_ms;
-  /* henge-fw's environment, then the three variables (replacing any inherited ones). */
+  /* henge-fw's environment without the device key, then the three variables (replacing any inherited ones). */
   size_t n = 0;
   for (char **e = environ; e != NULL && *e != NULL; e++) n++;
   char **envp = calloc(n + 4, sizeof *envp);
