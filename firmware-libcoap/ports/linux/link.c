@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "device_io.h"
+#include "henge_coap.h"
 #include "fw_log.h"
 #include "link_rx.h"
 #include "sys.h"
@@ -42,13 +43,8 @@ static fw_status add_option(coap_pdu_t *pdu, coap_option_num_t number, size_t le
   return coap_add_option(pdu, number, len, data) != 0 ? FW_OK : FW_E_COAP;
 }
 
-/* Uri-Path d/{id}/{resource}. */
-static fw_status add_path(const fw_ctx *fw, coap_pdu_t *pdu, const char *resource) {
-  fw_status st = add_option(pdu, COAP_OPTION_URI_PATH, 1, (const uint8_t *)"d");
-  if (st == FW_OK) st = add_option(pdu, COAP_OPTION_URI_PATH, strlen(fw->cfg.id), (const uint8_t *)fw->cfg.id);
-  if (st == FW_OK) st = add_option(pdu, COAP_OPTION_URI_PATH, strlen(resource), (const uint8_t *)resource);
-  return st;
-}
+/* A shared helper's status as the port's: libcoap refused to add to the PDU. */
+static fw_status pdu_status(henge_status st) { return st == HENGE_OK ? FW_OK : FW_E_COAP; }
 
 /* A GET of /d/{id}/c with the applied snapshot's ETag and Observe `observe` (0 register, 1 deregister). */
 static fw_status config_request(fw_ctx *fw, const uint8_t *token, size_t token_len, uint32_t observe, coap_pdu_t **out) {
@@ -58,7 +54,7 @@ static fw_status config_request(fw_ctx *fw, const uint8_t *token, size_t token_l
   uint8_t buf[4];
   if (fw->state.has_applied) st = add_option(pdu, COAP_OPTION_ETAG, HENGE_HASH_BYTES, fw->state.mark.hash);
   if (st == FW_OK) st = add_option(pdu, COAP_OPTION_OBSERVE, coap_encode_var_safe(buf, sizeof buf, observe), buf);
-  if (st == FW_OK) st = add_path(fw, pdu, "c");
+  if (st == FW_OK) st = pdu_status(henge_coap_add_path(pdu, fw->cfg.id, "c"));
   if (st != FW_OK) {
     coap_delete_pdu(pdu);
     return st;
@@ -74,10 +70,8 @@ static fw_status post_cbor(fw_ctx *fw, const char *resource, const uint8_t *payl
   coap_pdu_t *pdu = NULL;
   fw_status st = new_request(fw, COAP_REQUEST_CODE_POST, token, *token_len, &pdu);
   if (st != FW_OK) return st;
-  uint8_t buf[4];
-  st = add_path(fw, pdu, resource);
-  if (st == FW_OK) st = add_option(pdu, COAP_OPTION_CONTENT_FORMAT, coap_encode_var_safe(buf, sizeof buf, COAP_MEDIATYPE_APPLICATION_CBOR), buf);
-  if (st == FW_OK && !coap_add_data(pdu, n, payload)) st = FW_E_COAP;
+  st = pdu_status(henge_coap_add_path(pdu, fw->cfg.id, resource));
+  if (st == FW_OK) st = pdu_status(henge_coap_add_cbor(pdu, payload, n));
   if (st != FW_OK) {
     coap_delete_pdu(pdu);
     return st;

@@ -4,7 +4,7 @@
  * The handlers keep the signatures libcoap requires (on_response, on_nack, on_event, fw_link_rx_log).
  * on_config_response and on_ack_response return an fw_status: FW_OK, or a failure they have logged;
  * on_response hands libcoap COAP_RESPONSE_OK either way (our own failure is no reason to RST the hub).
- * Pure helpers that cannot fail: token_is, code_text, fw_of; fw_link_rx_install only registers.
+ * Pure helpers that cannot fail: fw_of (token matching and code text are in ports/common/henge_coap.c); fw_link_rx_install only registers.
  */
 #include "link_rx.h"
 
@@ -12,16 +12,11 @@
 #include <string.h>
 
 #include "device_io.h"
+#include "henge_coap.h"
 #include "fw_ctx.h"
 #include "fw_log.h"
 #include "link.h"
 #include "sys.h"
-
-static bool token_is(coap_bin_const_t t, const uint8_t *tok, size_t len) {
-  return len > 0 && t.length == len && memcmp(t.s, tok, len) == 0;
-}
-
-static void code_text(coap_pdu_code_t code, char out[8]) { snprintf(out, 8, "%d.%02d", (code >> 5) & 7, code & 0x1f); }
 
 /* The henge-fw a session belongs to (its context's app data); NULL for none. */
 static fw_ctx *fw_of(const coap_session_t *session) {
@@ -52,7 +47,7 @@ static fw_status link_up(fw_ctx *fw, uint32_t max_age) {
 static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
   coap_pdu_code_t code = coap_pdu_get_code(rcvd);
   char code_s[8];
-  code_text(code, code_s);
+  henge_coap_code_text(code, code_s);
   coap_opt_iterator_t it;
   bool observing = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &it) != NULL;
   bool was_registration = fw->reg_in_flight;
@@ -129,7 +124,7 @@ static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
 static fw_status on_ack_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
   coap_pdu_code_t code = coap_pdu_get_code(rcvd);
   char code_s[8];
-  code_text(code, code_s);
+  henge_coap_code_text(code, code_s);
   uint8_t cls = (uint8_t)COAP_RESPONSE_CLASS(code);
   fw->ack_in_flight = false;
   fw_line l;
@@ -166,12 +161,12 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
   fw_ctx *fw = fw_of(session);
   if (fw == NULL || session != fw->session || fw->tearing_down) return COAP_RESPONSE_OK;
   coap_bin_const_t token = coap_pdu_get_token(rcvd);
-  if (token_is(token, fw->obs_token, fw->obs_token_len)) {
+  if (henge_coap_token_is(token, fw->obs_token, fw->obs_token_len)) {
     if (fw_log_enabled(FW_TRACE)) {
       fw_line l;
       fw_line_start(&l);
       char c[8];
-      code_text(coap_pdu_get_code(rcvd), c);
+      henge_coap_code_text(coap_pdu_get_code(rcvd), c);
       fw_line_str(&l, "code", c);
       fw_line_bool(&l, "answer", sent != NULL);
       fw_line_emit(&l, FW_TRACE, "config message");
@@ -180,23 +175,23 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
     (void)on_config_response(fw, rcvd);
     return COAP_RESPONSE_OK;
   }
-  if (fw->ack_in_flight && token_is(token, fw->ack_token, fw->ack_token_len)) {
+  if (fw->ack_in_flight && henge_coap_token_is(token, fw->ack_token, fw->ack_token_len)) {
     /* A state.json that cannot be saved is logged; the hub has the ack either way. */
     (void)on_ack_response(fw, rcvd);
     return COAP_RESPONSE_OK;
   }
-  if (token_is(token, fw->tel_token, fw->tel_token_len)) {
+  if (henge_coap_token_is(token, fw->tel_token, fw->tel_token_len)) {
     char c[8];
-    code_text(coap_pdu_get_code(rcvd), c);
+    henge_coap_code_text(coap_pdu_get_code(rcvd), c);
     fw_line l;
     fw_line_start(&l);
     fw_line_str(&l, "code", c);
     fw_line_emit(&l, FW_DEBUG, "telemetry sent");
     return COAP_RESPONSE_OK;
   }
-  if (token_is(token, fw->dereg_token, fw->dereg_token_len)) {
+  if (henge_coap_token_is(token, fw->dereg_token, fw->dereg_token_len)) {
     fw->dereg_answered = true;
-    code_text(coap_pdu_get_code(rcvd), fw->dereg_code);
+    henge_coap_code_text(coap_pdu_get_code(rcvd), fw->dereg_code);
     return COAP_RESPONSE_OK;
   }
   /* Not ours (an old relation's notification): RST it, so the hub forgets it (RFC 7641 §3.6). */
@@ -219,8 +214,8 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_
     fw_log(FW_DEBUG, "ICMP: the hub's port is unreachable for now; retransmitting");
     return;
   }
-  bool registration = sent != NULL && token_is(token, fw->obs_token, fw->obs_token_len);
-  if (fw->ack_in_flight && sent != NULL && token_is(token, fw->ack_token, fw->ack_token_len)) {
+  bool registration = sent != NULL && henge_coap_token_is(token, fw->obs_token, fw->obs_token_len);
+  if (fw->ack_in_flight && sent != NULL && henge_coap_token_is(token, fw->ack_token, fw->ack_token_len)) {
     fw->ack_in_flight = false;
     fw_line l;
     fw_line_start(&l);

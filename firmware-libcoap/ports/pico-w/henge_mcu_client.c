@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "henge_coap.h"
+
 /* Default ports (docs/protocol.md, "Transport"). */
 #define PORT_COAP 5683u
 #define PORT_COAPS 5684u
@@ -22,12 +24,6 @@ static uint64_t now_ms(const henge_mcu *c) { return c->port->now_ms(c->port->ctx
 static void say(henge_mcu *c, henge_mcu_log_level level, const char *msg) {
   if (c->port->log != NULL) c->port->log(c->port->ctx, level, msg);
 }
-
-static bool token_is(coap_bin_const_t t, const uint8_t *tok, size_t len) {
-  return len > 0 && t.length == len && memcmp(t.s, tok, len) == 0;
-}
-
-static void code_text(coap_pdu_code_t code, char out[8]) { snprintf(out, 8, "%d.%02d", (code >> 5) & 7, code & 0x1f); }
 
 static henge_mcu *client_of(const coap_session_t *session) {
   return session != NULL ? (henge_mcu *)coap_get_app_data(coap_session_get_context(session)) : NULL;
@@ -123,12 +119,6 @@ static coap_pdu_t *new_request(henge_mcu *c, coap_pdu_code_t code, const uint8_t
   return pdu;
 }
 
-/* Uri-Path d/{id}/{resource}. */
-static bool add_path(const henge_mcu *c, coap_pdu_t *pdu, const char *resource) {
-  return coap_add_option(pdu, COAP_OPTION_URI_PATH, 1, (const uint8_t *)"d") != 0 &&
-         coap_add_option(pdu, COAP_OPTION_URI_PATH, strlen(c->cfg.device_id), (const uint8_t *)c->cfg.device_id) != 0 &&
-         coap_add_option(pdu, COAP_OPTION_URI_PATH, strlen(resource), (const uint8_t *)resource) != 0;
-}
 
 /* GET /d/{id}/c, Observe 0, the applied snapshot's ETag (docs/protocol.md, "Observe lifecycle" 1). */
 static bool send_registration(henge_mcu *c) {
@@ -139,7 +129,7 @@ static bool send_registration(henge_mcu *c) {
   bool ok = true;
   if (c->dev.has_applied) ok = coap_add_option(pdu, COAP_OPTION_ETAG, HENGE_HASH_BYTES, c->dev.applied.hash) != 0;
   ok = ok && coap_add_option(pdu, COAP_OPTION_OBSERVE, coap_encode_var_safe(buf, sizeof buf, COAP_OBSERVE_ESTABLISH), buf) != 0;
-  ok = ok && add_path(c, pdu, "c");
+  ok = ok && henge_coap_add_path(pdu, c->cfg.device_id, "c") == HENGE_OK;
   if (!ok) {
     coap_delete_pdu(pdu);
     return false;
@@ -159,10 +149,7 @@ static bool post_cbor(henge_mcu *c, const char *resource, const uint8_t *payload
   coap_session_new_token(c->session, token_len, token);
   coap_pdu_t *pdu = new_request(c, COAP_REQUEST_CODE_POST, token, *token_len);
   if (pdu == NULL) return false;
-  uint8_t buf[4];
-  bool ok = add_path(c, pdu, resource) &&
-            coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT, coap_encode_var_safe(buf, sizeof buf, COAP_MEDIATYPE_APPLICATION_CBOR), buf) != 0 &&
-            coap_add_data(pdu, n, payload) != 0;
+  bool ok = henge_coap_add_path(pdu, c->cfg.device_id, resource) == HENGE_OK && henge_coap_add_cbor(pdu, payload, n) == HENGE_OK;
   if (!ok) {
     coap_delete_pdu(pdu);
     return false;
@@ -205,7 +192,7 @@ static void send_telemetry(henge_mcu *c) {
 static void on_config_response(henge_mcu *c, const coap_pdu_t *rcvd) {
   coap_pdu_code_t code = coap_pdu_get_code(rcvd);
   char code_s[8];
-  code_text(code, code_s);
+  henge_coap_code_text(code, code_s);
   coap_opt_iterator_t it;
   bool observing = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &it) != NULL;
   bool was_registration = c->reg_in_flight;
@@ -271,7 +258,7 @@ static void on_ack_response(henge_mcu *c, const coap_pdu_t *rcvd) {
   uint8_t cls = (uint8_t)COAP_RESPONSE_CLASS(code);
   c->ack_in_flight = false;
   char code_s[8];
-  code_text(code, code_s);
+  henge_coap_code_text(code, code_s);
   snprintf(c->line, sizeof c->line, "ack of version %llu (%s): %s", (unsigned long long)c->ack_sent.version,
            henge_ack_status_name((henge_ack_status)c->ack_sent.status), code_s);
   say(c, cls == 2 ? HENGE_MCU_INFO : HENGE_MCU_WARN, c->line);
@@ -284,15 +271,15 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
   henge_mcu *c = client_of(session);
   if (c == NULL || session != c->session || c->tearing_down) return COAP_RESPONSE_OK;
   coap_bin_const_t token = coap_pdu_get_token(rcvd);
-  if (token_is(token, c->obs_token, sizeof c->obs_token)) {
+  if (henge_coap_token_is(token, c->obs_token, sizeof c->obs_token)) {
     on_config_response(c, rcvd);
     return COAP_RESPONSE_OK;
   }
-  if (c->ack_in_flight && token_is(token, c->ack_token, c->ack_token_len)) {
+  if (c->ack_in_flight && henge_coap_token_is(token, c->ack_token, c->ack_token_len)) {
     on_ack_response(c, rcvd);
     return COAP_RESPONSE_OK;
   }
-  if (token_is(token, c->tel_token, c->tel_token_len)) return COAP_RESPONSE_OK;
+  if (henge_coap_token_is(token, c->tel_token, c->tel_token_len)) return COAP_RESPONSE_OK;
   /* Not ours (an old relation's notification): RST it, so the hub forgets it (RFC 7641 §3.6). */
   coap_pdu_type_t type = coap_pdu_get_type(rcvd);
   if (sent == NULL && (type == COAP_MESSAGE_CON || type == COAP_MESSAGE_NON)) return COAP_RESPONSE_FAIL;
@@ -310,12 +297,12 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_
   if (reason == COAP_NACK_ICMP_ISSUE) return; /* libcoap retransmits */
   coap_bin_const_t token = {0, NULL};
   if (sent != NULL) token = coap_pdu_get_token(sent);
-  if (c->ack_in_flight && sent != NULL && token_is(token, c->ack_token, c->ack_token_len)) {
+  if (c->ack_in_flight && sent != NULL && henge_coap_token_is(token, c->ack_token, c->ack_token_len)) {
     c->ack_in_flight = false; /* pending still: it goes again after the next registration */
     say(c, HENGE_MCU_WARN, "the ack got no answer; it goes again after the next registration");
     return;
   }
-  if (sent == NULL || token_is(token, c->obs_token, sizeof c->obs_token)) {
+  if (sent == NULL || henge_coap_token_is(token, c->obs_token, sizeof c->obs_token)) {
     fail(c, reason == COAP_NACK_RST, reason == COAP_NACK_RST ? "the hub reset the registration (RST)"
                                      : reason == COAP_NACK_TOO_MANY_RETRIES ? "no answer to the registration after 4 retransmissions"
                                                                             : "the registration could not be delivered");
