@@ -13,7 +13,7 @@ import type { CommandContext, CommitResult, HubCore } from './core.ts';
 import { checkDevice, checkMembers, checkMembersForKeys } from './config-checks.ts';
 import { EventType } from './events.ts';
 import type { EventData } from './events.ts';
-import { checkConfigKeys, checkId, checkLabels, normalizeValues } from './ids.ts';
+import { checkId, checkLabels, normalizeValues } from './ids.ts';
 import { parseSchemaDocument, sameFields } from './schema.ts';
 import type { SchemaRecord } from './schema.ts';
 import { matches, parseSelector } from './selector.ts';
@@ -85,7 +85,6 @@ export async function addDevice(core: HubCore, ctx: CommandContext, input: AddDe
   const labels = input.labels ?? {};
   checkLabels(labels);
   const values = normalizeValues(input.values ?? {});
-  checkConfigKeys(Object.keys(values));
   await core.ready();
   const s = core.state;
   if (s.devices.has(input.id)) throw new AlreadyExistsError(`device ${input.id} already exists`, { device: input.id });
@@ -159,7 +158,6 @@ export async function setValues(
   replace: boolean,
 ): Promise<CommandResult> {
   const patch = normalizeValues(rawPatch);
-  checkConfigKeys(Object.keys(patch));
   await core.ready();
   const s = core.state;
   if ('device' in target) {
@@ -212,7 +210,6 @@ export async function defineGroup(core: HubCore, ctx: CommandContext, name: stri
   checkId('group', name);
   const selector: Selector = parseSelector(input.selector);
   const values = input.values ? normalizeValues(input.values) : undefined;
-  if (values) checkConfigKeys(Object.keys(values));
   await core.ready();
   const s = core.state;
   const prev = s.group(name);

@@ -68,12 +68,14 @@ export function textProblem(v: string): { rule: 'utf8' | 'maxBytes'; message: st
 }
 
 /**
- * Checks the values of a set/patch: numbers must be finite (JSON's 1e400 parses to Infinity, which the
+ * Checks the keys (checkConfigKeys) and the values of a set/patch: numbers must be finite (JSON's 1e400 parses to Infinity, which the
  * log could not store) and -0 becomes 0 (JSON views would store it as 0 and change the hash on restart);
  * text must have a UTF-8 form (JSON can carry a lone surrogate, which would reach devices as U+FFFD) of at
  * most MAX_TEXT_BYTES, the wire's limit (the API's maxLength counts characters, up to 4 bytes each).
  */
 export function normalizeValues<V extends string | number | boolean | null>(values: Readonly<Record<string, V>>, field = 'values'): Record<string, V> {
+  // The keys first, on the object as given: copied below, `__proto__` would set a prototype, not a key.
+  checkConfigKeys(Object.keys(values), field);
   const out: Record<string, V> = {};
   const violations = [];
   for (const [k, v] of Object.entries(values)) {
@@ -84,11 +86,6 @@ export function normalizeValues<V extends string | number | boolean | null>(valu
     const text = typeof v === 'string' ? textProblem(v) : undefined;
     if (text) {
       violations.push({ field: `${field}.${k}`, rule: text.rule, message: `${k} ${text.message}` });
-      continue;
-    }
-    if (RESERVED_CONFIG_KEYS.has(k)) {
-      // Assigning it below would set the prototype instead; checkConfigKeys refuses it by name.
-      violations.push({ field: `${field}.${k}`, rule: 'reserved', message: `${k} is reserved and cannot be a config key` });
       continue;
     }
     out[k] = (typeof v === 'number' && Object.is(v, -0) ? 0 : v) as V;
