@@ -163,10 +163,13 @@ export async function hostileDatagrams(opts: HostileOptions): Promise<HostileRes
     // Message ids are 16 bits: one socket would reuse them within the flood, and the hub rightly answers a
     // reused id from its duplicate cache instead of handling (and counting) the request again.
     const coapSocks = Array.from({ length: 4 }, () => createSocket('udp4'));
-    sockets.push(...coapSocks);
-    const coapSock = coapSocks[0] ?? createSocket('udp4');
     const dtlsSocks = Array.from({ length: 8 }, () => createSocket('udp4'));
-    sockets.push(...dtlsSocks);
+    sockets.push(...coapSocks, ...dtlsSocks);
+    const pick = (list: readonly Socket[], n: number): Socket => {
+      const s = list[n % list.length];
+      assert.ok(s);
+      return s;
+    };
     const byKind: Record<string, number> = {};
     const recent: Array<{ port: number; hex: string; kind: string }> = [];
     let sentCoap = 0;
@@ -179,14 +182,13 @@ export async function hostileDatagrams(opts: HostileOptions): Promise<HostileRes
       for (let j = 0; j < batch && i < opts.datagrams; j++, i++) {
         if (random() < opts.dtlsShare) {
           const d = hostileDtls(random, clientHello);
-          const s = dtlsSocks[i % dtlsSocks.length] ?? coapSock;
-          s.send(d, coapsPort, '127.0.0.1');
+          pick(dtlsSocks, i).send(d, coapsPort, '127.0.0.1');
           sentDtls++;
           byKind['dtls'] = (byKind['dtls'] ?? 0) + 1;
           recent.push({ port: coapsPort, hex: d.toString('hex'), kind: 'dtls' });
         } else {
           const { kind, bytes } = gen.next();
-          (coapSocks[sentCoap % coapSocks.length] ?? coapSock).send(bytes, coapPort, '127.0.0.1');
+          pick(coapSocks, sentCoap).send(bytes, coapPort, '127.0.0.1');
           sentCoap++;
           byKind[kind] = (byKind[kind] ?? 0) + 1;
           recent.push({ port: coapPort, hex: bytes.toString('hex'), kind });

@@ -13,13 +13,12 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startHub } from '../../../hub/hub.ts';
-import { addDevice, defineGroup } from '../../../hub/domain/index.ts';
 import { Simulator } from '../../../sim/index.ts';
 import { startLossyRelay } from '../../helpers/lossy-relay.ts';
 import type { LossyRelay, RelayCounters } from '../../helpers/lossy-relay.ts';
 import { rng } from '../../helpers/rng.ts';
 import { makeSandbox, startHubProcess } from '../../helpers/processes.ts';
+import { seedFleet } from './fleet.ts';
 import type { HubProcess } from '../../helpers/processes.ts';
 
 /** RFC 7252 §4.8.2 with the default parameters: first transmission to last retransmission, and to giving up. */
@@ -79,12 +78,7 @@ export async function lossyNetwork(opts: LossyOptions): Promise<LossyResult> {
   let relay: LossyRelay | undefined;
   let sim: Simulator | undefined;
   try {
-    const seed = await startHub({ data: dataDir, host: '127.0.0.1', port: 0 });
-    const token = seed.firstToken ?? '';
-    const ctx = { actor: 'faults', reason: 'seed' };
-    await Promise.all(ids.map((d) => addDevice(seed.core, ctx, { id: d, labels: { fleet: GROUP } })));
-    await defineGroup(seed.core, ctx, GROUP, { selector: `fleet=${GROUP}`, values: { n: 0 } });
-    await seed.close();
+    const token = await seedFleet(dataDir, ids, GROUP, { n: 0 });
 
     hub = await startHubProcess(sandbox, ['--keepalive', String(opts.keepaliveS), '--log-level', 'warn', '--no-coaps'], 60_000, { dataDir });
     assert.ok(hub.coapPort);

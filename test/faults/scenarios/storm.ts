@@ -9,11 +9,10 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startHub } from '../../../hub/hub.ts';
-import { addDevice, defineGroup } from '../../../hub/domain/index.ts';
 import { Simulator } from '../../../sim/index.ts';
 import { SPARE_FILES, openFileLimit } from '../../../sim/limits.ts';
 import { makeSandbox, startHubProcess } from '../../helpers/processes.ts';
+import { seedFleet } from './fleet.ts';
 import type { HubProcess } from '../../helpers/processes.ts';
 
 export interface StormOptions {
@@ -65,13 +64,7 @@ export async function reconnectStorm(opts: StormOptions): Promise<StormResult> {
   let hub: HubProcess | undefined;
   let sim: Simulator | undefined;
   try {
-    // Seed the store in this process (10,000 adds through the API would take longer than the storm).
-    const seed = await startHub({ data: dataDir, host: '127.0.0.1', port: 0 });
-    const token = seed.firstToken ?? '';
-    const ctx = { actor: 'faults', reason: 'seed' };
-    for (let i = 0; i < ids.length; i += 500) await Promise.all(ids.slice(i, i + 500).map((d) => addDevice(seed.core, ctx, { id: d, labels: { fleet: GROUP } })));
-    await defineGroup(seed.core, ctx, GROUP, { selector: `fleet=${GROUP}`, values: { interval: 60 } });
-    await seed.close();
+    const token = await seedFleet(dataDir, ids, GROUP, { interval: 60 });
     log(`${opts.devices} devices seeded`);
 
     const args = ['--keepalive', String(opts.keepaliveS), '--log-level', 'warn', '--no-coaps'];
