@@ -95,7 +95,7 @@ describe('henge agent over coaps', () => {
     await waitFor('converged', async () => ((await state('dtls-basic')).sync === 'converged' ? true : undefined));
 
     // The hub restarts on the same ports: its sessions are gone; the agent handshakes again.
-    assert.equal(await hub.stop('SIGTERM'), 0);
+    assert.equal(await hub.stop('SIGTERM'), 0, `hub output:\n${hub.stdout().slice(-3000)}${hub.stderr().slice(-3000)}`);
     hub = await startHubProcess(sandbox, ['--keepalive', '5', '--coaps-port', port]);
     assert.equal(hub.coapsPort, Number(port));
     await cli('set', 'dtls-basic', 'mode=off');

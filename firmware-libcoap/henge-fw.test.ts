@@ -152,7 +152,7 @@ function story(secure: boolean): void {
       // 4. The hub restarts on the same data and ports; a change made meanwhile arrives.
       const portArg = secure ? '--coaps-port' : '--coap-port';
       const p = String(port());
-      assert.equal(await hub.stop('SIGTERM'), 0);
+      assert.equal(await hub.stop('SIGTERM'), 0, `hub output:\n${hub.stdout().slice(-3000)}${hub.stderr().slice(-3000)}`);
       hub = await startHubProcess(sandbox, ['--keepalive', '5', portArg, p]);
       assert.equal(String(port()), p);
       const before = fw.logs().length;

@@ -28,6 +28,8 @@ import { flagDuplicate, recordAcks } from '../domain/commands.ts';
 import type { HubCore } from '../domain/core.ts';
 import type { DeviceRuntime } from '../domain/runtime.ts';
 import { AckBatcher } from './ack-batcher.ts';
+import type { AckOutcome } from './ack-batcher.ts';
+import { OwedAnswers } from './owed-answers.ts';
 import { AnswerCache } from './answer-cache.ts';
 import { MessageType, configResponse, emptyAck, plainResponse } from './messages.ts';
 import { EndReason, ObserveRegistry } from './observers.ts';
@@ -105,6 +107,8 @@ export class CoapEndpoint {
   readonly registry: ObserveRegistry;
   private readonly acks: AckBatcher;
   private readonly answered = new AnswerCache();
+  private readonly owed = new OwedAnswers();
+  private closing = false;
   /** Recent registration endpoints per device, for duplicate-identity detection. */
   private readonly recentEndpoints = new Map<string, Array<{ endpoint: string; at: number }>>();
   private readonly unsubscribe: () => void;
@@ -152,14 +156,46 @@ export class CoapEndpoint {
     return this.transport.port;
   }
 
+  /**
+   * Stops taking datagrams, ends every observation, then waits for the answers still owed (acks and
+   * enrollments being made durable: the core is still open) before the socket closes.
+   */
   async close(): Promise<void> {
+    this.closing = true;
     this.unsubscribe();
     this.registry.close();
+    await this.owed.settled();
     await this.transport.close();
+  }
+
+  /**
+   * Answers an asynchronous request once `work` settles, with `done` or `failed`; the answer is owed until
+   * then (close waits for it), and a bug in either is a request error, never an unhandled rejection.
+   */
+  private answerLater<T>(work: Promise<T>, from: Peer, done: (value: T) => void, failed: (err: unknown) => void): void {
+    const given = this.owed.begin();
+    const guarded =
+      <A>(answer: (a: A) => void) =>
+      (a: A): void => {
+        try {
+          answer(a);
+        } catch (err) {
+          this.counters.requestErrors++;
+          this.opts.log?.error({ err, peer: peerKey(from) }, 'CoAP request failed');
+        } finally {
+          given();
+        }
+      };
+    work.then(guarded(done), guarded(failed));
   }
 
   private receive(bytes: Buffer, from: Peer): void {
     this.counters.received++;
+    if (this.closing) {
+      // Closing: nothing new is taken on (a device retransmits to the next hub); owed answers still go out.
+      this.counters.ignored++;
+      return;
+    }
     // Most of what a hub receives in a fan-out is the 4-byte ACK of a notification: no parse needed.
     const empty = emptyMessageKind(bytes);
     if (empty === MessageKind.Ack) {
@@ -296,23 +332,28 @@ export class CoapEndpoint {
     if (dedupKey) this.answered.remember(dedupKey, null);
     const device = target.device;
     const latencyMs = this.runtime.latencyOf(device, ack.version);
-    this.acks.add(
-      {
-        device,
-        version: ack.version,
-        status: ACK_STATUS_NAMES[ack.status] ?? 'failed',
-        ...(ack.message !== undefined ? { message: ack.message } : {}),
-        ...(latencyMs !== undefined ? { latencyMs } : {}),
-      },
-      (err) => {
-        if (err === null) return this.reply(dedupKey, plainResponse(ex, '2.04'), from);
-        if (!(err instanceof StoreUnavailableError) && !(err instanceof NotFoundError)) this.opts.log?.error({ err, device }, 'recording an ack failed');
-        const code = err instanceof HengeError && err.status === 503 ? '5.03' : err instanceof HengeError && err.status === 404 ? '4.04' : '5.00';
-        if (code === '4.04') this.counters.notFound++; // removed meanwhile
-        else if (code === '5.00') this.counters.requestErrors++; // 5.03 (the store refuses writes) shows in /readyz
-        this.reply(dedupKey, plainResponse(ex, code), from);
-      },
+    const recorded = new Promise<AckOutcome>((resolve) =>
+      this.acks.add(
+        {
+          device,
+          version: ack.version,
+          status: ACK_STATUS_NAMES[ack.status] ?? 'failed',
+          ...(ack.message !== undefined ? { message: ack.message } : {}),
+          ...(latencyMs !== undefined ? { latencyMs } : {}),
+        },
+        resolve,
+      ),
     );
+    this.answerLater(recorded, from, (err) => {
+      if (err === null) return this.reply(dedupKey, plainResponse(ex, '2.04'), from);
+      if (!(err instanceof StoreUnavailableError) && !(err instanceof NotFoundError)) this.opts.log?.error({ err, device }, 'recording an ack failed');
+      const code = err instanceof HengeError && err.status === 503 ? '5.03' : err instanceof HengeError && err.status === 404 ? '4.04' : '5.00';
+      if (code === '4.04') this.counters.notFound++; // removed meanwhile
+      else if (code === '5.00') this.counters.requestErrors++; // 5.03 (the store refuses writes) shows in /readyz
+      this.reply(dedupKey, plainResponse(ex, code), from);
+    }, (err) => {
+      throw err; // the batcher resolves every ack with an outcome; a rejection here is a bug
+    });
   }
 
   private enroll(dedupKey: string | null, ex: Exchange, from: Peer, identity: string, payload: Buffer): void {
@@ -320,7 +361,9 @@ export class CoapEndpoint {
     if (!enroll) return;
     // Answered once the key is durable; a retransmission meanwhile waits for that answer.
     if (dedupKey) this.answered.remember(dedupKey, null);
-    enroll(identity, payload).then(
+    this.answerLater(
+      enroll(identity, payload),
+      from,
       (outcome) => {
         if ('refuse' in outcome) {
           if (outcome.refuse === '4.03') this.counters.forbidden++;
