@@ -137,23 +137,74 @@ test('sim device - notifications are ACKed at once, duplicates and older version
   assert.equal(d.appliedVersion, 1);
 });
 
-test('sim device - an ack POST waits for the request in flight (NSTART 1), and only the newest waits', () => {
+test('sim device - newest ack first: a newer snapshot abandons the ack of an older one in flight (NSTART 1 kept)', () => {
   const h = new FakeHost();
   const d = new SimDevice('dev-3', 0, h);
   const token = registered(h, d);
   d.onDatagram(notification(token, 200, snapshot(8)));
   const post8 = h.last();
+  assert.equal(decodeAck(post8.payload).version, 8);
   d.onDatagram(notification(token, 201, snapshot(9)));
-  d.onDatagram(notification(token, 202, snapshot(10)));
-  assert.equal(h.last().ack, true, 'no second POST while one is in flight');
+  const post9 = h.last();
+  assert.equal(post9.code, '0.02', 'the ack of 9 goes out at once');
+  assert.equal(decodeAck(post9.payload).version, 9);
+  assert.notEqual(post9.messageId, post8.messageId);
+  // The abandoned ack is not retransmitted: its timer is stale, the live one retransmits the ack of 9.
+  const sentBefore = h.sent.length;
+  d.onTimer(TimerKind.Retransmit, h.lastTimer(TimerKind.Retransmit).gen);
+  assert.equal(h.sent.length, sentBefore + 1);
+  assert.equal(decodeAck(h.last().payload).version, 9, 'only the newest ack is retransmitted');
+  // A late answer to the abandoned ack settles nothing.
   d.onDatagram(response(post8, '2.04'));
-  const next = h.last();
-  assert.equal(next.code, '0.02');
-  assert.equal(decodeAck(next.payload).version, 10, 'the newest applied version is acked next');
+  assert.equal(h.counters.duplicates, 1);
+  d.onDatagram(response(post9, '2.04'));
   assert.deepEqual(
     h.ackedEvents.map((e) => e.version),
-    [5, 8],
+    [5, 9],
   );
+  assert.equal(h.counters.abandoned, 1);
+  assert.ok(d.idle, 'nothing left to send');
+});
+
+test('sim device - newest ack first: an ack waits for neither a re-registration in flight nor a due one; the re-registration follows it', () => {
+  const h = new FakeHost();
+  const d = new SimDevice('dev-3b', 0, h);
+  const token = registered(h, d);
+  // Keepalive: a re-registration goes out; a notification arrives before its answer.
+  d.onTimer(TimerKind.Keepalive, h.lastTimer(TimerKind.Keepalive).gen);
+  const rereg = h.last();
+  assert.equal(rereg.code, '0.01');
+  d.onDatagram(notification(token, 300, snapshot(12)));
+  const post = h.last();
+  assert.equal(post.code, '0.02', 'the ack did not wait for the re-registration');
+  assert.equal(decodeAck(post.payload).version, 12);
+  d.onDatagram(response(post, '2.04'));
+  const again = h.last();
+  assert.equal(again.code, '0.01', 'the re-registration follows the ack');
+  assert.notEqual(again.messageId, rereg.messageId);
+  d.onDatagram(response(again, '2.03', { observe: 4 }));
+  assert.ok(d.idle);
+  assert.equal(h.counters.abandoned, 1);
+});
+
+test('sim device - a registration of a lost relation is never abandoned for an ack', () => {
+  const h = new FakeHost();
+  const d = new SimDevice('dev-3c', 0, h);
+  const token = registered(h, d);
+  // The hub ends the relation (an error notification); the device registers again later.
+  d.onDatagram(generateMessage({ confirmable: true, code: '4.04', messageId: 400, token }));
+  assert.equal(d.observing, false);
+  d.onTimer(TimerKind.Keepalive, h.lastTimer(TimerKind.Keepalive).gen);
+  const reg = h.last();
+  assert.equal(reg.code, '0.01');
+  // A notification of the new relation overtakes the registration's answer: applied, but its ack waits.
+  d.onDatagram(notification(token, 401, snapshot(13)));
+  assert.equal(h.last().ack, true, 'only the empty ACK of the notification went out');
+  assert.equal(h.counters.abandoned, 0);
+  d.onDatagram(response(reg, '2.05', { observe: 5, payload: snapshot(13) }));
+  const post = h.last();
+  assert.equal(post.code, '0.02', 'the ack follows the registration');
+  assert.equal(decodeAck(post.payload).version, 13);
 });
 
 test('sim device - the snapshot it holds, sent again while its ack was never answered, is acked again', () => {

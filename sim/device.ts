@@ -91,6 +91,8 @@ export interface SimCounters {
   retransmissions: number;
   /** Requests given up after MAX_RETRANSMIT retransmissions. */
   timeouts: number;
+  /** Requests abandoned for a newer ack (an older ack, or a re-registration of a held relation). */
+  abandoned: number;
   /** Empty ACKs sent for confirmable notifications (duplicates included). */
   acksToNotifications: number;
   /** RSTs sent for messages with a token this device does not know. */
@@ -121,6 +123,7 @@ export function newCounters(): SimCounters {
     blockRequests: 0,
     retransmissions: 0,
     timeouts: 0,
+    abandoned: 0,
     acksToNotifications: 0,
     resetsSent: 0,
     resetsReceived: 0,
@@ -487,7 +490,25 @@ export class SimDevice {
     for (let i = 0; i < HASH_BYTES; i++) hash[i] = src[hashAt + i] ?? 0;
     // appliedHash is rewritten in place by the next apply, which replaces this waiting ack too.
     this.waitAck(version, hash, this.appliedIncarnation ?? copy8(src, incAt), at);
+    this.yieldToAck();
     this.pump();
+  }
+
+  /**
+   * Newest ack first (docs/protocol.md, "Ack"): an ack of an older version in flight, or a re-registration
+   * of a relation the device still holds, is abandoned for the ack that now waits (the re-registration goes
+   * right after it). Under loss either could hold the ack back for its whole retransmission span.
+   */
+  private yieldToAck(): void {
+    const o = this.out;
+    if (!o || o.emptyAcked || this.host.ackStatus === null) return;
+    const olderAck = o.kind === RequestKind.Ack && o.ref !== this.ackVersion;
+    const reRegistration = o.kind === RequestKind.Register && this.observing;
+    if (!olderAck && !reRegistration) return;
+    this.host.counters.abandoned++;
+    this.out = null;
+    this.retxGen++;
+    if (reRegistration) this.wantRegister = true;
   }
 
   private waitAck(version: number, hash: Uint8Array, incarnation: Uint8Array, notifiedAt: number): void {
@@ -498,17 +519,18 @@ export class SimDevice {
     this.ackNotifiedAt = notifiedAt;
   }
 
-  /** Sends what waits, if nothing is in flight: a registration first, then a block, then the newest ack. */
+  /**
+   * Sends what waits, if nothing is in flight: a deregistration, a first registration, the next block, the
+   * newest ack, then a re-registration (docs/protocol.md, "Ack": newest ack first).
+   */
   private pump(): void {
     if (this.out || this.stopped) return;
     if (this.wantDeregister) {
       this.wantDeregister = false;
       this.observing = false;
       this.request(RequestKind.Deregister, observeRequest(this.id, this.mid(), this.regTokenBytes(), 1, null), 0, 0, -1);
-    } else if (this.wantRegister) {
-      this.wantRegister = false;
-      this.host.counters.registrationsSent++;
-      this.request(RequestKind.Register, observeRequest(this.id, this.mid(), this.regTokenBytes(), 0, this.appliedHash), 0, 0, -1);
+    } else if (this.wantRegister && !(this.observing && this.ackWaiting)) {
+      this.sendRegistration();
     } else if (this.asm && !this.asm.requested) {
       const a = this.asm;
       a.requested = true;
@@ -520,6 +542,7 @@ export class SimDevice {
       const status = this.host.ackStatus;
       if (status === null) {
         this.host.counters.acksWithheld++;
+        this.pump();
         return;
       }
       const token = this.token();
@@ -533,7 +556,15 @@ export class SimDevice {
           ? (this.ackWriter ??= new AckWriter(this.id)).build(mid, token, version, status, hash, incarnation)
           : ackRequest(this.id, mid, tokenBytes(token), { version, status, hash, incarnation });
       this.request(RequestKind.Ack, bytes, version, this.ackNotifiedAt, token);
+    } else if (this.wantRegister) {
+      this.sendRegistration();
     }
+  }
+
+  private sendRegistration(): void {
+    this.wantRegister = false;
+    this.host.counters.registrationsSent++;
+    this.request(RequestKind.Register, observeRequest(this.id, this.mid(), this.regTokenBytes(), 0, this.appliedHash), 0, 0, -1);
   }
 
   private request(kind: RequestKind, bytes: Buffer, ref: number, aux: number, token: number): void {
