@@ -116,6 +116,10 @@ export class Agent {
   private tail: Promise<void> = Promise.resolve();
   /** The last ack the hub has not confirmed yet; sent again after the next registration. */
   private pendingAck: Ack | null = null;
+  /** The ack POST on its way (one at a time; a newer one abandons it: "newest ack first"). */
+  private ackFlight: { ack: Ack; controller: AbortController; done: Promise<void> } | null = null;
+  /** The registration on its way; a re-registration (the relation held) yields to an ack. */
+  private regFlight: { readonly controller: AbortController; readonly reRegistration: boolean } | null = null;
   /** The snapshot whose apply failed last: not retried until another one comes (or the agent restarts). */
   private lastFailed: FailedMark | null = null;
   private registrations = 0;
@@ -178,8 +182,8 @@ export class Agent {
     this.stopping = true;
     this.stopSignal.abort(new Error('the agent is stopping'));
     this.wakeAll();
-    // Let an apply in progress finish (it is atomic either way), but not for ever.
-    await Promise.race([this.tail, delay(STOP_DRAIN_MS)]);
+    // Let an apply in progress finish (it is atomic either way), and its ack go, but not for ever.
+    await Promise.race([this.tail.then(() => this.ackFlight?.done), delay(STOP_DRAIN_MS)]);
     const client = this.client;
     if (client) {
       client.abortAll('the agent is stopping');
@@ -314,14 +318,31 @@ export class Agent {
 
   /** Step 1 of the lifecycle; returns the keepalive (Max-Age) the hub gave. */
   private async register(client: CoapClient): Promise<number> {
-    const applied = this.state.applied;
-    const res = await client.request({
-      method: 'GET',
-      path: this.configPath,
-      observe: 0,
-      token: this.observeToken,
-      ...(applied ? { etag: applied.snapshot.hash } : {}),
-    });
+    let res: CoapMessage;
+    for (;;) {
+      const applied = this.state.applied;
+      const controller = new AbortController();
+      const flight = { controller, reRegistration: this.connected };
+      this.regFlight = flight;
+      try {
+        res = await client.request({
+          method: 'GET',
+          path: this.configPath,
+          observe: 0,
+          token: this.observeToken,
+          ...(applied ? { etag: applied.snapshot.hash } : {}),
+          signal: controller.signal,
+        });
+        break;
+      } catch (err) {
+        // Abandoned for an ack (newest ack first): register again once that ack's exchange is over.
+        if (!controller.signal.aborted || this.stopping) throw err;
+        this.log.debug({}, 're-registration abandoned for an ack; registering again after it');
+        await this.ackFlight?.done;
+      } finally {
+        if (this.regFlight === flight) this.regFlight = null;
+      }
+    }
     if (res.code !== '2.05' && res.code !== '2.03') {
       throw new CoapResponseError(
         res.code === '4.04' ? `the hub does not know device ${this.opts.device} (add it with: henge device add ${this.opts.device})` : `registration answered ${res.code}`,
@@ -460,6 +481,7 @@ export class Agent {
 
   // --- acks ---
 
+  /** Acks `snapshot` (in the background: the next snapshot need not wait for this exchange). */
   private async sendAck(client: CoapClient, snapshot: Snapshot, status: AckStatus, message?: string): Promise<void> {
     const ack: Ack = {
       version: snapshot.version,
@@ -469,11 +491,35 @@ export class Agent {
       incarnation: snapshot.incarnation,
     };
     this.pendingAck = ack;
-    await this.postAck(client, ack);
+    this.postInBackground(client, ack);
   }
 
-  private async postAck(client: CoapClient, ack: Ack): Promise<void> {
-    const res = await client.request({ method: 'POST', path: this.ackPath, contentFormat: ContentFormat.Cbor, payload: encodeAck(ack) });
+  /**
+   * Newest ack first (docs/protocol.md, "Ack"): a re-registration on its way, and an ack of another
+   * version or outcome, are abandoned for this ack, which goes out at once. A failure ends the session
+   * (the loop reconnects), as a failed registration does.
+   */
+  private postInBackground(client: CoapClient, ack: Ack): void {
+    const prev = this.ackFlight;
+    if (prev && sameAck(prev.ack, ack)) return; // this very ack is on its way
+    if (this.regFlight?.reRegistration) this.regFlight.controller.abort();
+    prev?.controller.abort();
+    const controller = new AbortController();
+    const flight: { ack: Ack; controller: AbortController; done: Promise<void> } = { ack, controller, done: Promise.resolve() };
+    flight.done = (async () => {
+      try {
+        await this.postAck(client, ack, controller.signal);
+      } catch (err) {
+        if (!controller.signal.aborted) this.failSession(err instanceof Error ? err : new Error(String(err)));
+      } finally {
+        if (this.ackFlight === flight) this.ackFlight = null;
+      }
+    })();
+    this.ackFlight = flight;
+  }
+
+  private async postAck(client: CoapClient, ack: Ack, signal: AbortSignal): Promise<void> {
+    const res = await client.request({ method: 'POST', path: this.ackPath, contentFormat: ContentFormat.Cbor, payload: encodeAck(ack), signal });
     const fields = { version: ack.version, status: ACK_STATUS_NAMES[ack.status], code: res.code };
     if (res.code === '2.04') {
       if (this.pendingAck === ack) this.pendingAck = null;
@@ -500,7 +546,7 @@ export class Agent {
 
   private async flushPendingAck(client: CoapClient): Promise<void> {
     const ack = this.pendingAck;
-    if (ack) await this.postAck(client, ack);
+    if (ack) this.postInBackground(client, ack);
   }
 
   private async sendTelemetryOnce(client: CoapClient): Promise<void> {
@@ -533,6 +579,11 @@ export class Agent {
   private wakeAll(): void {
     for (const wake of [...this.sleepers]) wake();
   }
+}
+
+/** The same ack: version, outcome, message and snapshot. */
+function sameAck(a: Ack, b: Ack): boolean {
+  return a.version === b.version && a.status === b.status && a.message === b.message && sameBytes(a.hash ?? new Uint8Array(0), b.hash ?? new Uint8Array(0)) && sameBytes(a.incarnation ?? new Uint8Array(0), b.incarnation ?? new Uint8Array(0));
 }
 
 function delay(ms: number): Promise<void> {

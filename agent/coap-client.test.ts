@@ -134,6 +134,29 @@ test('requests go one at a time (NSTART 1)', async () => {
   assert.notEqual(first.msg.messageId, second.msg.messageId);
 });
 
+test('an abandoned request (its signal aborted) rejects with HENGE_E_COAP_ABORTED, is not retransmitted, and the next goes out at once; a late answer is dropped', async () => {
+  const { peer, client } = await pair();
+  const first = new AbortController();
+  const queued = new AbortController();
+  const p1 = client.request({ method: 'POST', path: ['old'], signal: first.signal });
+  const p2 = client.request({ method: 'POST', path: ['never'], signal: queued.signal });
+  const p3 = client.request({ method: 'POST', path: ['new'] });
+  const old = await peer.waitFor((r) => uriPath(r.msg)[0] === 'old');
+  queued.abort(); // still queued: taken out, never sent
+  first.abort(); // in flight: abandoned
+  await assert.rejects(p1, { code: 'HENGE_E_COAP_ABORTED' });
+  await assert.rejects(p2, { code: 'HENGE_E_COAP_ABORTED' });
+  const next = await peer.waitFor((r) => uriPath(r.msg)[0] === 'new', 1000);
+  assert.ok(next.at - old.at < 1000, 'the next request did not wait for a retransmission timeout');
+  peer.send(piggyback(old, '2.04')); // late: settles nothing
+  peer.send(piggyback(next, '2.04'));
+  assert.equal((await p3).code, '2.04');
+  await new Promise((r) => setTimeout(r, 3200)); // past the first retransmission time of 'old'
+  assert.equal(peer.received.filter((r) => uriPath(r.msg)[0] === 'old').length, 1, 'the abandoned request was not retransmitted');
+  assert.equal(peer.received.filter((r) => uriPath(r.msg)[0] === 'never').length, 0);
+  await assert.rejects(client.request({ method: 'GET', path: ['x'], signal: first.signal }), { code: 'HENGE_E_COAP_ABORTED' }, 'an already aborted signal');
+});
+
 test('an RST to a request rejects it with HENGE_E_COAP_RESET; a deadline gives up early', async () => {
   const { peer, client } = await pair();
   peer.handler = (r, p) => p.send({ reset: true, code: '0.00', messageId: r.msg.messageId, token: Buffer.alloc(0) });

@@ -1,7 +1,8 @@
 /**
  * A small CoAP client (RFC 7252) on node:dgram and protocol/coap.ts, for one peer (the hub):
  * - confirmable requests with retransmission (ACK_TIMEOUT 2 s × random 1..1.5, doubling, MAX_RETRANSMIT 4),
- *   one at a time (NSTART 1), matched by message id and token; piggybacked and separate responses;
+ *   one at a time (NSTART 1), matched by message id and token; piggybacked and separate responses; a
+ *   request can be abandoned (its AbortSignal), so a newer one need not wait out its retransmissions;
  * - incoming confirmable notifications are ACKed, duplicates (same message id within EXCHANGE_LIFETIME) are
  *   ACKed again but delivered once; notifications for tokens nobody observes get an RST;
  * - IPv4 and IPv6 (one socket of the peer's family).
@@ -33,6 +34,11 @@ export interface RequestSpec {
   readonly token?: Buffer;
   /** Give up after this long even if retransmissions remain (best-effort requests), ms. */
   readonly deadlineMs?: number;
+  /**
+   * Abandons the request when aborted: taken out of the queue, or (in flight) no more retransmissions and
+   * a late answer is dropped; the promise rejects with CoapAbortedError and the next request goes out.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface PeerAddress {
@@ -161,10 +167,29 @@ export class CoapClient {
   /** Sends a confirmable request; resolves with the response, or rejects (timeout, RST, aborted). */
   request(spec: RequestSpec): Promise<CoapMessage> {
     if (this.closed) return Promise.reject(new CoapAbortedError('the CoAP client is closed'));
+    if (spec.signal?.aborted) return Promise.reject(new CoapAbortedError(`${describe(spec)} abandoned before it was sent`));
     return new Promise((resolve, reject) => {
       this.queue.push({ spec, resolve, reject });
+      spec.signal?.addEventListener('abort', () => this.abandon(spec), { once: true });
       this.pump();
     });
+  }
+
+  /** The request of `spec` is not wanted any more (its signal aborted). */
+  private abandon(spec: RequestSpec): void {
+    const why = `${describe(spec)} abandoned`;
+    const i = this.queue.findIndex((q) => q.spec === spec);
+    if (i >= 0) {
+      const [q] = this.queue.splice(i, 1);
+      q?.reject(new CoapAbortedError(why));
+      return;
+    }
+    for (const ex of this.exchanges.values()) {
+      if (ex.spec === spec) {
+        this.finish(ex, new CoapAbortedError(why));
+        return;
+      }
+    }
   }
 
   /** Rejects every request in flight or queued (the client stays usable). */
