@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ACK_STATUS_NAMES, AckStatus, MAX_ACK_MESSAGE, encodeAck, encodeTelemetry, truncateUtf8 as cutUtf8 } from '../protocol/ack.ts';
+import { ACK_STATUS_NAMES, AckStatus, MAX_ACK_MESSAGE, encodeTelemetry, truncateUtf8 as cutUtf8 } from '../protocol/ack.ts';
 import type { Ack } from '../protocol/ack.ts';
 import { ContentFormat, option, readUint } from '../protocol/coap.ts';
 import type { CoapMessage } from '../protocol/coap.ts';
@@ -20,6 +20,7 @@ import type { Psk } from '../dtls/client.ts';
 import { CoapClient, describe } from './coap-client.ts';
 import { AgentError, CoapAbortedError, CoapResponseError, ExecError, FormatError, HubMismatchError, SnapshotIntegrityError } from './errors.ts';
 import { runHook } from './exec.ts';
+import { AckSender } from './acks.ts';
 import type { OutputFormat } from './formats.ts';
 import type { HubEndpoint, HubLocator } from './hub-locator.ts';
 import { EMPTY_STATE, StateStore } from './state.ts';
@@ -99,7 +100,6 @@ export class Agent {
   private readonly random: () => number;
   private readonly log: AgentLogger;
   private readonly configPath: string[];
-  private readonly ackPath: string[];
   private state: AgentState = EMPTY_STATE;
   private client: CoapClient | null = null;
   private clientKey = '';
@@ -114,10 +114,7 @@ export class Agent {
   private sessionError: Error | null = null;
   /** Snapshot handling, one message at a time, in arrival order. */
   private tail: Promise<void> = Promise.resolve();
-  /** The last ack the hub has not confirmed yet; sent again after the next registration. */
-  private pendingAck: Ack | null = null;
-  /** The ack POST on its way (one at a time; a newer one abandons it: "newest ack first"). */
-  private ackFlight: { ack: Ack; controller: AbortController; done: Promise<void> } | null = null;
+  private readonly acks: AckSender;
   /** The registration on its way; a re-registration (the relation held) yields to an ack. */
   private regFlight: { readonly controller: AbortController; readonly reRegistration: boolean } | null = null;
   /** The snapshot whose apply failed last: not retried until another one comes (or the agent restarts). */
@@ -134,8 +131,17 @@ export class Agent {
     this.backoff = new Backoff({ capMs: opts.backoffMaxMs, random: this.random });
     this.log = opts.logger;
     this.configPath = devicePath(opts.device, Resource.Config);
-    this.ackPath = devicePath(opts.device, Resource.Ack);
     this.observeToken = randomBytes(4);
+    this.acks = new AckSender({
+      log: this.log,
+      path: devicePath(opts.device, Resource.Ack),
+      // Newest ack first: a re-registration in flight is abandoned and sent again after the ack.
+      beforeSend: () => {
+        if (this.regFlight?.reRegistration) this.regFlight.controller.abort();
+      },
+      delivered: (ack) => this.delivered(ack),
+      failed: (err) => this.failSession(err),
+    });
   }
 
   /** The last applied snapshot (from this run or the state folder). */
@@ -183,7 +189,7 @@ export class Agent {
     this.stopSignal.abort(new Error('the agent is stopping'));
     this.wakeAll();
     // Let an apply in progress finish (it is atomic either way), and its ack go, but not for ever.
-    await Promise.race([this.tail.then(() => this.ackFlight?.done), delay(STOP_DRAIN_MS)]);
+    await Promise.race([this.tail.then(() => this.acks.settled), delay(STOP_DRAIN_MS)]);
     const client = this.client;
     if (client) {
       client.abortAll('the agent is stopping');
@@ -338,7 +344,7 @@ export class Agent {
         // Abandoned for an ack (newest ack first): register again once that ack's exchange is over.
         if (!controller.signal.aborted || this.stopping) throw err;
         this.log.debug({}, 're-registration abandoned for an ack; registering again after it');
-        await this.ackFlight?.done;
+        await this.acks.settled;
       } finally {
         if (this.regFlight === flight) this.regFlight = null;
       }
@@ -355,7 +361,7 @@ export class Agent {
     const maxAgeS = maxAge === undefined ? DEFAULT_MAX_AGE_S : readUint(maxAge);
     this.log.debug({ code: res.code, observing, maxAgeS }, 'registered');
     await this.enqueue(res, 'registration');
-    await this.flushPendingAck(client);
+    this.acks.flush(client);
     if (!observing) throw new CoapResponseError('the hub answered the registration without Observe: no relation', res.code);
     return maxAgeS;
   }
@@ -490,63 +496,22 @@ export class Agent {
       hash: snapshot.hash,
       incarnation: snapshot.incarnation,
     };
-    this.pendingAck = ack;
-    this.postInBackground(client, ack);
-  }
-
-  /**
-   * Newest ack first (docs/protocol.md, "Ack"): a re-registration on its way, and an ack of another
-   * version or outcome, are abandoned for this ack, which goes out at once. A failure ends the session
-   * (the loop reconnects), as a failed registration does.
-   */
-  private postInBackground(client: CoapClient, ack: Ack): void {
-    const prev = this.ackFlight;
-    if (prev && sameAck(prev.ack, ack)) return; // this very ack is on its way
-    if (this.regFlight?.reRegistration) this.regFlight.controller.abort();
-    prev?.controller.abort();
-    const controller = new AbortController();
-    const flight: { ack: Ack; controller: AbortController; done: Promise<void> } = { ack, controller, done: Promise.resolve() };
-    flight.done = (async () => {
-      try {
-        await this.postAck(client, ack, controller.signal);
-      } catch (err) {
-        if (!controller.signal.aborted) this.failSession(err instanceof Error ? err : new Error(String(err)));
-      } finally {
-        if (this.ackFlight === flight) this.ackFlight = null;
-      }
-    })();
-    this.ackFlight = flight;
-  }
-
-  private async postAck(client: CoapClient, ack: Ack, signal: AbortSignal): Promise<void> {
-    const res = await client.request({ method: 'POST', path: this.ackPath, contentFormat: ContentFormat.Cbor, payload: encodeAck(ack), signal });
-    const fields = { version: ack.version, status: ACK_STATUS_NAMES[ack.status], code: res.code };
-    if (res.code === '2.04') {
-      if (this.pendingAck === ack) this.pendingAck = null;
-      this.log.info(fields, 'ack delivered');
-      const a = this.state.applied;
-      if (ack.status === AckStatus.Applied && a && a.snapshot.version === ack.version && ack.hash && sameBytes(a.snapshot.hash, ack.hash) && !a.acked) {
-        this.state = { ...this.state, applied: { ...a, acked: true } };
-        await this.store.save(this.state).catch((err: unknown) => this.log.warn({ err: errorSummary(err) }, 'could not save the state folder'));
-      }
-    } else if (res.code.startsWith('5.')) {
-      this.log.warn(fields, 'the hub could not record the ack; sending it again after the next registration');
-    } else {
-      if (this.pendingAck === ack) this.pendingAck = null;
-      this.log.error({ ...fields, why: res.payload.toString('utf8') }, 'the hub refused the ack');
-    }
+    this.acks.send(client, ack);
   }
 
   /** The applied snapshot was never confirmed by the hub (lost ack, or a restart in between): ack it. */
   private async ackAppliedIfUnconfirmed(client: CoapClient): Promise<void> {
     const a = this.state.applied;
-    if (this.pendingAck) return this.flushPendingAck(client);
-    if (a && !a.acked) await this.sendAck(client, a.snapshot, AckStatus.Applied);
+    if (this.acks.pending) this.acks.flush(client);
+    else if (a && !a.acked) await this.sendAck(client, a.snapshot, AckStatus.Applied);
   }
 
-  private async flushPendingAck(client: CoapClient): Promise<void> {
-    const ack = this.pendingAck;
-    if (ack) this.postInBackground(client, ack);
+  /** The hub recorded `ack`: if it confirms the applied snapshot, the state folder says so. */
+  private async delivered(ack: Ack): Promise<void> {
+    const a = this.state.applied;
+    if (ack.status !== AckStatus.Applied || !a || a.acked || a.snapshot.version !== ack.version || !ack.hash || !sameBytes(a.snapshot.hash, ack.hash)) return;
+    this.state = { ...this.state, applied: { ...a, acked: true } };
+    await this.store.save(this.state).catch((err: unknown) => this.log.warn({ err: errorSummary(err) }, 'could not save the state folder'));
   }
 
   private async sendTelemetryOnce(client: CoapClient): Promise<void> {
@@ -579,11 +544,6 @@ export class Agent {
   private wakeAll(): void {
     for (const wake of [...this.sleepers]) wake();
   }
-}
-
-/** The same ack: version, outcome, message and snapshot. */
-function sameAck(a: Ack, b: Ack): boolean {
-  return a.version === b.version && a.status === b.status && a.message === b.message && sameBytes(a.hash ?? new Uint8Array(0), b.hash ?? new Uint8Array(0)) && sameBytes(a.incarnation ?? new Uint8Array(0), b.incarnation ?? new Uint8Array(0));
 }
 
 function delay(ms: number): Promise<void> {
