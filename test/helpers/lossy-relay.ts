@@ -24,13 +24,55 @@ export interface RelayCounters {
   /** Datagrams delivered before one that arrived earlier in the same flow and direction. */
   readonly reordered: number;
   readonly endpoints: number;
+  /**
+   * Per device endpoint, by the port the hub sees it on (the relay's upstream socket): the most
+   * transmissions of one confirmable exchange dropped in a row, device to hub (one request: same message
+   * id) and hub to device (its confirmable notifications). 4 means the exchange needed its fifth and last
+   * transmission (RFC 7252: 30-45 s after the first), 5 that the network cut it entirely.
+   */
+  readonly lostInARow: Readonly<Record<string, { readonly up: number; readonly down: number }>>;
+}
+
+/** Consecutive drops of one exchange's transmissions, and the most seen. */
+export interface Run {
+  key: number;
+  lost: number;
+  max: number;
 }
 
 interface Flow {
   readonly upstream: Socket;
   /** Per direction: sequence of arrival, and the highest sequence delivered so far. */
-  up: { next: number; delivered: number };
-  down: { next: number; delivered: number };
+  up: { next: number; delivered: number; run: Run };
+  down: { next: number; delivered: number; run: Run };
+}
+
+const NOTIFICATION = -1;
+
+/**
+ * Which exchange a datagram is a transmission of, or null: a confirmable request up (its message id), a
+ * confirmable notification down (one chain per device: a newer snapshot replaces the one in flight under
+ * a new message id, RFC 7641 §4.5.2, and keeps its retransmission counter).
+ */
+export function exchangeOf(b: Buffer, up: boolean): number | null {
+  if (b.length < 4 || b[0] === undefined || b[1] === undefined || b[2] === undefined || b[3] === undefined) return null;
+  const confirmable = ((b[0] >> 4) & 0x03) === 0;
+  if (!confirmable || b[1] === 0) return null;
+  return up ? (b[2] << 8) | b[3] : NOTIFICATION;
+}
+
+export function track(run: Run, key: number | null, dropped: boolean): void {
+  if (key === null) return;
+  if (!dropped) {
+    if (run.key === key) run.lost = 0;
+    return;
+  }
+  if (run.key === key) run.lost++;
+  else {
+    run.key = key;
+    run.lost = 1;
+  }
+  run.max = Math.max(run.max, run.lost);
 }
 
 function runRelay(target: { host: string; port: number }, loss: number, jitterMs: number, seed: number): void {
@@ -38,8 +80,10 @@ function runRelay(target: { host: string; port: number }, loss: number, jitterMs
   const counters = { forwarded: 0, dropped: 0, reordered: 0, endpoints: 0 };
   const flows = new Map<string, Flow>();
   const front = createSocket('udp4');
-  const pass = (dir: Flow['up'], send: () => void): void => {
-    if (random() < loss) {
+  const pass = (dir: Flow['up'], bytes: Buffer, up: boolean, send: () => void): void => {
+    const dropped = random() < loss;
+    track(dir.run, exchangeOf(bytes, up), dropped);
+    if (dropped) {
       counters.dropped++;
       return;
     }
@@ -56,21 +100,24 @@ function runRelay(target: { host: string; port: number }, loss: number, jitterMs
     let flow = flows.get(key);
     if (!flow) {
       const upstream = createSocket('udp4');
-      const f: Flow = { upstream, up: { next: 0, delivered: 0 }, down: { next: 0, delivered: 0 } };
-      upstream.on('message', (reply: Buffer) => pass(f.down, () => front.send(reply, from.port, from.address)));
+      const run = (): Run => ({ key: NaN, lost: 0, max: 0 });
+      const f: Flow = { upstream, up: { next: 0, delivered: 0, run: run() }, down: { next: 0, delivered: 0, run: run() } };
+      upstream.on('message', (reply: Buffer) => pass(f.down, reply, false, () => front.send(reply, from.port, from.address)));
       upstream.bind(0, '127.0.0.1');
       flows.set(key, f);
       counters.endpoints++;
       flow = f;
     }
     const up = flow.upstream;
-    pass(flow.up, () => up.send(msg, target.port, target.host));
+    pass(flow.up, msg, true, () => up.send(msg, target.port, target.host));
   });
   front.bind(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: front.address().port })}\n`));
   process.stdin.resume();
   process.stdin.once('end', () => process.exit(0));
   process.once('SIGTERM', () => {
-    process.stdout.write(`${JSON.stringify(counters)}\n`);
+    const lostInARow: Record<string, { up: number; down: number }> = {};
+    for (const f of flows.values()) lostInARow[String(f.upstream.address().port)] = { up: f.up.run.max, down: f.down.run.max };
+    process.stdout.write(`${JSON.stringify({ ...counters, lostInARow })}\n`);
     process.exit(0);
   });
 }
