@@ -30,35 +30,17 @@ import type { DeviceRuntime } from '../domain/runtime.ts';
 import { AckBatcher } from './ack-batcher.ts';
 import type { AckOutcome } from './ack-batcher.ts';
 import { OwedAnswers } from './owed-answers.ts';
+import { newCoapCounters } from './counters.ts';
+import type { CoapCounters } from './counters.ts';
+import { DuplicateIdentityWatch } from './duplicate-identity.ts';
 import { AnswerCache } from './answer-cache.ts';
-import { MessageType, configResponse, emptyAck, plainResponse } from './messages.ts';
+import { MessageType, configResponse, emptyAck, plainResponse, wellKnownResponse } from './messages.ts';
 import { EndReason, ObserveRegistry } from './observers.ts';
 import { peerKey } from './transport.ts';
 import type { DatagramTransport, Peer } from './transport.ts';
 
-/** Counters for /metrics and tests. */
-export interface CoapCounters {
-  received: number;
-  malformed: number;
-  badRequests: number;
-  notFound: number;
-  /** Requests for another device than the DTLS identity that sent them (4.03). */
-  forbidden: number;
-  notificationsSent: number;
-  retransmissions: number;
-  acksReceived: number;
-  /** Durable batches the acks were recorded in (a burst of acks shares one). */
-  ackBatches: number;
-  duplicatesAnswered: number;
-  /**
-   * Well-formed datagrams the hub does not act on: an ACK or RST matching no notification in flight, a
-   * response or a message with a reserved code. With malformed, every datagram that is not a request is counted.
-   */
-  ignored: number;
-  /** Requests that failed inside the hub (answered 5.00, logged): a bug, never the sender's fault. */
-  requestErrors: number;
-  relationsEnded: Record<EndReason, number>;
-}
+export type { CoapCounters } from './counters.ts';
+
 
 export interface EndpointLog {
   warn(obj: object, msg: string): void;
@@ -89,28 +71,13 @@ const CRITICAL_UNSUPPORTED = new Set(['OSCORE', 'Proxy-Uri', 'Proxy-Scheme', 'Q-
 const KNOWN_OPTIONS = new Set(['Uri-Path', 'Uri-Query', 'Uri-Host', 'Uri-Port', 'Observe', 'ETag', 'Block2', 'Block1', 'Size1', 'Size2', 'Content-Format', 'Accept', 'If-Match', 'If-None-Match', 'Max-Age', 'No-Response']);
 
 export class CoapEndpoint {
-  readonly counters: CoapCounters = {
-    received: 0,
-    malformed: 0,
-    badRequests: 0,
-    notFound: 0,
-    forbidden: 0,
-    notificationsSent: 0,
-    retransmissions: 0,
-    acksReceived: 0,
-    ackBatches: 0,
-    duplicatesAnswered: 0,
-    ignored: 0,
-    requestErrors: 0,
-    relationsEnded: { reset: 0, timeout: 0, replaced: 0, deregistered: 0, removed: 0 },
-  };
+  readonly counters: CoapCounters = newCoapCounters();
   readonly registry: ObserveRegistry;
   private readonly acks: AckBatcher;
   private readonly answered = new AnswerCache();
   private readonly owed = new OwedAnswers();
   private closing = false;
-  /** Recent registration endpoints per device, for duplicate-identity detection. */
-  private readonly recentEndpoints = new Map<string, Array<{ endpoint: string; at: number }>>();
+  private readonly duplicates: DuplicateIdentityWatch;
   private readonly unsubscribe: () => void;
   private nonMid = Math.floor(Math.random() * 0x10000);
 
@@ -120,6 +87,7 @@ export class CoapEndpoint {
     private readonly runtime: DeviceRuntime,
     private readonly opts: EndpointOptions,
   ) {
+    this.duplicates = new DuplicateIdentityWatch(opts.keepaliveS * 1000);
     this.registry = new ObserveRegistry({
       transport,
       snapshotOf: (d) => this.core.state.snapshots.get(d),
@@ -145,7 +113,7 @@ export class CoapEndpoint {
       for (const device of c.changedSnapshots) {
         if (!core.state.snapshots.has(device)) {
           this.registry.deregister(device, EndReason.Removed);
-          this.recentEndpoints.delete(device);
+          this.duplicates.forget(device);
         }
         this.registry.notify(device);
       }
@@ -293,7 +261,7 @@ export class CoapEndpoint {
       if (msg.code !== Method.Get) return this.refuse(dedupKey, ex, from, '4.05', 'GET only');
       const d = uriQuery(msg).get('d');
       if (d !== undefined && from.identity !== undefined && d !== from.identity) return this.forbid(dedupKey, ex, from);
-      return this.reply(dedupKey, this.wellKnown(ex, d), from);
+      return this.reply(dedupKey, wellKnownResponse(ex, d, d !== undefined && this.core.state.devices.has(d)), from);
     }
     const target = parseDevicePath(path);
     // Under DTLS a device may touch only its own resources (docs/protocol.md, "Security").
@@ -428,33 +396,13 @@ export class CoapEndpoint {
     return plainResponse(ex, '4.02', Buffer.from('block past the end'));
   }
 
-  /** Two endpoints alternating (A, B, A) within one keepalive interval: a duplicate identity. */
+  /** Two endpoints alternating for one device: recorded in its state and the log (DuplicateIdentityWatch). */
   private checkDuplicate(device: string, endpoint: string): void {
-    const now = Date.now();
-    const windowMs = this.opts.keepaliveS * 1000;
-    const recent = (this.recentEndpoints.get(device) ?? []).filter((e) => now - e.at < windowMs);
-    recent.push({ endpoint, at: now });
-    this.recentEndpoints.set(device, recent.slice(-3));
-    const [a, b, c] = recent.slice(-3);
-    if (a && b && c && a.endpoint === c.endpoint && a.endpoint !== b.endpoint) {
-      this.recentEndpoints.set(device, []);
-      flagDuplicate(this.core, device, [a.endpoint, b.endpoint]).catch((err: unknown) => {
-        this.opts.log?.error({ err, device }, 'recording a duplicate identity failed');
-      });
-      this.opts.log?.warn({ device, endpoints: [a.endpoint, b.endpoint] }, 'two endpoints alternate for one device identity');
-    }
-  }
-
-  private wellKnown(ex: Exchange, device: string | undefined): Buffer {
-    let links = '</d>;rt="henge.v1"';
-    if (device !== undefined) {
-      if (!this.core.state.devices.has(device)) return plainResponse(ex, '4.04');
-      links = [
-        `</d/${device}/c>;rt="henge.config";obs;ct=${ContentFormat.Cbor}`,
-        `</d/${device}/a>;rt="henge.ack";ct=${ContentFormat.Cbor}`,
-        `</d/${device}/t>;rt="henge.telemetry";ct=${ContentFormat.Cbor}`,
-      ].join(',');
-    }
-    return plainResponse(ex, '2.05', Buffer.from(links), ContentFormat.LinkFormat);
+    const endpoints = this.duplicates.registered(device, endpoint);
+    if (!endpoints) return;
+    flagDuplicate(this.core, device, endpoints).catch((err: unknown) => {
+      this.opts.log?.error({ err, device }, 'recording a duplicate identity failed');
+    });
+    this.opts.log?.warn({ device, endpoints }, 'two endpoints alternate for one device identity');
   }
 }

@@ -69,3 +69,18 @@ export function configResponse(r: ConfigResponse): Buffer | undefined {
   }
   return encodeMessage({ kind, messageId: r.messageId, token: r.token, code: '2.05', options, payload });
 }
+
+/**
+ * `/.well-known/core` (RFC 6690): the henge root, or with `?d=<id>` the device's three resources (4.04
+ * for a device the hub does not know: `known` false).
+ */
+export function wellKnownResponse(env: Envelope, device: string | undefined, known: boolean): Buffer {
+  if (device === undefined) return plainResponse(env, '2.05', Buffer.from('</d>;rt="henge.v1"'), ContentFormat.LinkFormat);
+  if (!known) return plainResponse(env, '4.04');
+  const links = [
+    `</d/${device}/c>;rt="henge.config";obs;ct=${ContentFormat.Cbor}`,
+    `</d/${device}/a>;rt="henge.ack";ct=${ContentFormat.Cbor}`,
+    `</d/${device}/t>;rt="henge.telemetry";ct=${ContentFormat.Cbor}`,
+  ].join(',');
+  return plainResponse(env, '2.05', Buffer.from(links), ContentFormat.LinkFormat);
+}
