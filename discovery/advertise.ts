@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces, platform } from 'node:os';
 import type { CiaoService, Protocol, Responder, ResponderOptions } from '@homebridge/ciao';
 import { AdvertiseError } from './errors.ts';
-import { HENGE_SUBTYPE, HUB_ID_PATTERN, TXT_VERSION, instanceName, serviceType } from './service.ts';
+import { HENGE_SUBTYPE, HUB_ID_PATTERN, TXT_VERSION, hostName, instanceName, serviceType } from './service.ts';
 
 export interface AdvertiseOptions {
   readonly hubId: string;
@@ -67,6 +67,10 @@ export async function advertiseHub(options: AdvertiseOptions): Promise<HubAdvert
   try {
     service = responder.createService({
       name: instanceName(hubId),
+      // ciao derives a service's host name from its instance name and probes it like the instance: the
+      // second service of one hub (_coap beside _coaps with --insecure) then met the first one's A records
+      // and was renamed `henge-<id> (2)`. Each type gets a host name of its own, the instance name stays.
+      hostname: hostName(hubId, secure),
       type: serviceType(secure),
       protocol: 'udp' as Protocol,
       subtypes: [HENGE_SUBTYPE],

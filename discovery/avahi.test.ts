@@ -177,7 +177,7 @@ test('avahi (an independent mDNS peer) sees the hub advertised by advertiseHub, 
       assert.equal(found.iface, pair.b.ifname);
       assert.equal(found.protocol, 'IPv4');
       assert.equal(found.type, '_coap._udp');
-      assert.equal(found.hostname, `henge-${plainId}.local`);
+      assert.equal(found.hostname, `henge-${plainId}-coap.local`, "a plain CoAP service has a host name of its own (discovery/service.ts hostName)");
       assert.equal(found.address, pair.a.address);
       assert.match(found.address, /^10\.77\.0\.\d+$/);
       assert.equal(found.port, 5683);

@@ -180,3 +180,42 @@ test('discovery between two network namespaces (ciao advertiser in A, bonjour-se
     await pair.cleanup();
   }
 });
+
+test('discovery - a hub on coaps and plain coap (--insecure) keeps the name henge-<id> on both services, each with its own host name', async (t) => {
+  const missing = await netnsMissing();
+  if (missing !== undefined) {
+    skipOrFail(t, missing);
+    return;
+  }
+  const pair = await createNetnsPair({ ipv6: false });
+  const hubId = randomBytes(6).toString('hex');
+  const apiPort = 20_000 + (randomBytes(2).readUInt16BE(0) % 20_000);
+  let advertiser: ManagedProcess | undefined;
+  try {
+    advertiser = pair.a.spawn(
+      process.execPath,
+      ['--import', 'tsx', ADVERTISE, JSON.stringify({ hubs: [{ hubId, coapPort: 5684, apiPort, secure: true }, { hubId, coapPort: 5683, apiPort, secure: false }] })],
+      { cwd: ROOT },
+    );
+    const ready = JSON.parse(await advertiser.waitForLine((l) => lineEvent('ready')(l) || lineEvent('error')(l), 20_000, 'ready line')) as FixtureEvent & { names?: string[] };
+    assert.equal(ready.event, 'ready', JSON.stringify(ready));
+    // ciao took the second service's host name (derived from its instance name) for a conflict with the
+    // first one's A records and renamed the instance `henge-<id> (2)`.
+    assert.deepEqual(ready.names, [`henge-${hubId}`, `henge-${hubId}`]);
+    const [secure] = (await browseIn(pair.b, { mode: 'find', secure: true, timeoutMs: 8000 }, 20_000)).filter((e) => e.event === 'found');
+    const [plain] = (await browseIn(pair.b, { mode: 'find', secure: false, timeoutMs: 8000 }, 20_000)).filter((e) => e.event === 'found');
+    assert.equal(secure?.hub?.name, `henge-${hubId}`);
+    assert.equal(plain?.hub?.name, `henge-${hubId}`);
+    assert.equal(secure.hub.hostname, `henge-${hubId}.local`);
+    assert.equal(plain.hub.hostname, `henge-${hubId}-coap.local`);
+    assert.deepEqual([secure.hub.port, plain.hub.port], [5684, 5683]);
+    assert.equal(plain.hub.host, pair.a.address);
+    assert.ok(!advertiser.stdout().includes('"name-change"'), 'no instance was renamed');
+  } finally {
+    if (advertiser?.running() === true) {
+      advertiser.write('exit\n');
+      await Promise.race([advertiser.exited, new Promise((r) => setTimeout(r, 3000))]);
+    }
+    await pair.cleanup();
+  }
+});

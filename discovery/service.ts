@@ -25,6 +25,11 @@ export function instanceName(hubId: string): string {
   return `henge-${hubId}`;
 }
 
+/** The host name of the service's SRV target: `henge-<id>` (coaps), `henge-<id>-coap` (plain), one DNS label. */
+export function hostName(hubId: string, secure: boolean): string {
+  return secure ? instanceName(hubId) : `${instanceName(hubId).slice(0, 63 - '-coap'.length)}-coap`;
+}
+
 /** A hub id must fit in one DNS label together with the `henge-` prefix (63 bytes) and stay readable. */
 export const HUB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9-]{0,56}$/;
 
