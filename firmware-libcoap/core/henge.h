@@ -275,6 +275,15 @@ henge_status henge_device_on_valid(henge_device *dev, henge_outcome *outcome);
 henge_status henge_device_pending(const henge_device *dev, const henge_ack **ack);
 
 /*
+ * Newest ack first (docs/protocol.md, "Ack"): whether the pending ack supersedes `in_flight` (a copy of
+ * the ack as it was posted, its exchange not ended yet): *supersedes is true when an ack is pending and
+ * it is another one (another version, outcome, snapshot hash or incarnation), i.e. a newer snapshot was
+ * handled since. The port then abandons the older exchange, ignores its answer, and posts the pending ack
+ * at once. False when nothing is pending or it is that very ack (it is on its way).
+ */
+henge_status henge_device_ack_supersedes(const henge_device *dev, const henge_ack *in_flight, bool *supersedes);
+
+/*
  * The hub answered the POST of `sent` (a copy of the ack as it was posted) with code class.detail (2.04: recorded; 5.xx:
  * kept and sent again after the next registration; anything else: dropped, as the hub refused it).
  */

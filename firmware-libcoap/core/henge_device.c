@@ -156,6 +156,16 @@ henge_status henge_device_pending(const henge_device *dev, const henge_ack **ack
   return HENGE_OK;
 }
 
+henge_status henge_device_ack_supersedes(const henge_device *dev, const henge_ack *in_flight, bool *supersedes) {
+  if (dev == NULL || in_flight == NULL || supersedes == NULL) return HENGE_E_ARG;
+  const henge_ack *p = &dev->pending;
+  bool same = p->version == in_flight->version && p->status == in_flight->status && p->has_hash == in_flight->has_hash &&
+              p->has_incarnation == in_flight->has_incarnation && (!p->has_hash || memcmp(p->hash, in_flight->hash, HENGE_HASH_BYTES) == 0) &&
+              (!p->has_incarnation || memcmp(p->incarnation, in_flight->incarnation, HENGE_INCARNATION_BYTES) == 0);
+  *supersedes = dev->has_pending && !same;
+  return HENGE_OK;
+}
+
 henge_status henge_device_on_ack_response(henge_device *dev, const henge_ack *sent, uint8_t code_class, uint8_t code_detail) {
   (void)code_detail;
   if (dev == NULL || sent == NULL) return HENGE_E_ARG;

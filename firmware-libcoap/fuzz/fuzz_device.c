@@ -328,6 +328,12 @@ static void step_ack(reader *r, model *m, henge_device *dev) {
   } else {
     return;
   }
+  /* Newest ack first: the pending ack supersedes `sent` exactly when it is another ack. */
+  bool supersedes = false;
+  CHECK(henge_device_ack_supersedes(dev, &sent, &supersedes) == HENGE_OK, "ack_supersedes failed");
+  bool other = m->has_pending && (m->pending.version != sent.version || m->pending.status != sent.status ||
+                                  memcmp(m->pending.hash, sent.hash, 8) != 0 || memcmp(m->pending.incarnation, sent.incarnation, 8) != 0);
+  CHECK(supersedes == other, "ack_supersedes disagrees with the model");
   CHECK(henge_device_on_ack_response(dev, &sent, cls, 4) == HENGE_OK, "on_ack_response failed");
   if (cls != 5) {
     bool is_pending = m->has_pending && m->pending.version == sent.version && m->pending.status == sent.status &&

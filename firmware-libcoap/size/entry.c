@@ -29,6 +29,7 @@ static volatile henge_size_fn const henge_size_roots[] = {
     (henge_size_fn)henge_device_on_snapshot,
     (henge_size_fn)henge_device_on_valid,
     (henge_size_fn)henge_device_pending,
+    (henge_size_fn)henge_device_ack_supersedes,
     (henge_size_fn)henge_device_on_ack_response,
     (henge_size_fn)henge_device_retry_delay,
     (henge_size_fn)henge_device_connected,

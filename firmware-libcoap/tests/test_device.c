@@ -138,6 +138,45 @@ static void unconfirmed_acks_go_again(void) {
   HT_CHECK(pending() && pending()->version == 9);
 }
 
+static void a_newer_ack_supersedes_the_one_in_flight(void) {
+  setup();
+  henge_ack in_flight;
+  memset(&in_flight, 0, sizeof in_flight);
+  bool sup = true;
+  /* Nothing pending: nothing supersedes. */
+  HT_EQ_INT(henge_device_ack_supersedes(&dev, &in_flight, &sup), HENGE_OK);
+  HT_CHECK(!sup);
+  snapshot(7, 0xaa, 1);
+  HT_EQ_INT(handle(NULL), HENGE_OUT_APPLIED);
+  in_flight = *pending();
+  /* The very ack on its way (it goes again after each registration): not superseded. */
+  HT_EQ_INT(henge_device_ack_supersedes(&dev, &in_flight, &sup), HENGE_OK);
+  HT_CHECK(!sup);
+  /* A duplicate of the applied snapshot changes nothing. */
+  HT_EQ_INT(handle(NULL), HENGE_OUT_CURRENT);
+  HT_EQ_INT(henge_device_ack_supersedes(&dev, &in_flight, &sup), HENGE_OK);
+  HT_CHECK(!sup);
+  /* A newer snapshot: its ack supersedes the one in flight. */
+  snapshot(8, 0xbb, 1);
+  HT_EQ_INT(handle(NULL), HENGE_OUT_APPLIED);
+  HT_EQ_INT(henge_device_ack_supersedes(&dev, &in_flight, &sup), HENGE_OK);
+  HT_CHECK(sup);
+  /* Another outcome of the same version (the apply failed after all) supersedes too. */
+  henge_ack same = *pending();
+  HT_EQ_INT(henge_device_ack_supersedes(&dev, &same, &sup), HENGE_OK);
+  HT_CHECK(!sup);
+  same.status = HENGE_ACK_FAILED;
+  HT_EQ_INT(henge_device_ack_supersedes(&dev, &same, &sup), HENGE_OK);
+  HT_CHECK(sup);
+  /* Once answered, nothing is pending: nothing supersedes. */
+  confirm();
+  HT_EQ_INT(henge_device_ack_supersedes(&dev, &in_flight, &sup), HENGE_OK);
+  HT_CHECK(!sup);
+  HT_EQ_INT(henge_device_ack_supersedes(NULL, &in_flight, &sup), HENGE_E_ARG);
+  HT_EQ_INT(henge_device_ack_supersedes(&dev, NULL, &sup), HENGE_E_ARG);
+  HT_EQ_INT(henge_device_ack_supersedes(&dev, &in_flight, NULL), HENGE_E_ARG);
+}
+
 static void a_failed_apply_is_not_retried_until_a_newer_one(void) {
   setup();
   snapshot(7, 0xaa, 1);
@@ -235,6 +274,7 @@ static void timing_and_discovery_through_the_platform(void) {
 const ht_case device_cases[] = {
     {"device - applies a newer snapshot, acks it, ignores duplicates and older versions", applies_then_acks_once_confirmed},
     {"device - an unconfirmed ack goes again after a registration; a late answer never clears a newer ack", unconfirmed_acks_go_again},
+    {"device - a newer ack supersedes the one in flight; the same ack, or none pending, does not", a_newer_ack_supersedes_the_one_in_flight},
     {"device - a failed apply acks failed and is not retried until a newer snapshot; a refusal acks rejected", a_failed_apply_is_not_retried_until_a_newer_one},
     {"device - a wrong ETag and a snapshot beyond the limits ack rejected; garbage acks nothing", integrity_limits_and_garbage},
     {"device - another incarnation applies; a restored baseline holds across restarts", another_incarnation_and_restore},

@@ -22,6 +22,7 @@
 
 #include "args.h"
 #include "henge.h"
+#include "henge_coap.h"
 #include "hook.h"
 #include "render.h"
 #include "state.h"
@@ -81,22 +82,31 @@ typedef struct fw_ctx {
   bool dtls_open; /* this session's handshake completed */
   fw_link_state link;
   int connections; /* successful registrations after a (re)connect */
+  /* The device's own exchanges: one at a time (NSTART 1), the ack first (link.c, fw_link_pump). */
   bool reg_in_flight;
   uint64_t reg_sent_ms;
+  uint64_t reg_wanted_ms; /* since then a registration has been wanted and not answered (0: none is) */
+  coap_mid_t reg_mid;
   int reg_without_observe;
-  uint64_t next_keepalive_ms;
+  bool observing; /* the relation is held: the last registration answer or notification had Observe */
+  uint64_t next_keepalive_ms; /* a registration is due from then (in the past: at once, after the ack) */
   uint64_t next_attempt_ms;
   uint8_t obs_token[8];
   size_t obs_token_len;
   bool ack_due;
   bool ack_in_flight;
+  uint64_t ack_sent_ms;
   henge_ack ack_sent;
   char ack_sent_msg[HENGE_ACK_MESSAGE_MAX];
   uint8_t ack_token[8];
   size_t ack_token_len;
+  coap_mid_t ack_mid;
   bool telemetry_sent;
+  bool tel_in_flight;
   uint8_t tel_token[8];
   size_t tel_token_len;
+  /* Newest ack first: the exchange an ack superseded, running on in libcoap beside it (its answer ignored). */
+  henge_coap_abandoned abandoned;
   uint8_t dereg_token[8];
   size_t dereg_token_len;
   bool dereg_answered;

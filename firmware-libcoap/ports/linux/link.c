@@ -1,8 +1,10 @@
 /*
- * link.c: the CoAP session and the requests henge-fw sends (link.h).
+ * link.c: the CoAP session and the requests henge-fw sends (link.h), one exchange of its own at a time,
+ * newest ack first (fw_link_pump; docs/firmware.md, "Newest ack first").
  *
  * Functions that can fail return an fw_status. Three cannot and return nothing: fw_link_fail (it
- * records a reason), fw_link_teardown and fw_link_stop (they release what libcoap holds).
+ * records a reason), fw_link_teardown and fw_link_stop (they release what libcoap holds); one pure
+ * predicate cannot fail either and returns a bool: own_in_flight.
  */
 #include "link.h"
 
@@ -63,8 +65,8 @@ static fw_status config_request(fw_ctx *fw, const uint8_t *token, size_t token_l
   return FW_OK;
 }
 
-/* A POST of CBOR `payload` to /d/{id}/{resource} with a new token (written to token, *token_len). */
-static fw_status post_cbor(fw_ctx *fw, const char *resource, const uint8_t *payload, size_t n, uint8_t token[8], size_t *token_len) {
+/* A POST of CBOR `payload` to /d/{id}/{resource} with a new token (written to token, *token_len), its message id into *mid. */
+static fw_status post_cbor(fw_ctx *fw, const char *resource, const uint8_t *payload, size_t n, uint8_t token[8], size_t *token_len, coap_mid_t *mid) {
   *token_len = 8;
   coap_session_new_token(fw->session, token_len, token);
   coap_pdu_t *pdu = NULL;
@@ -76,7 +78,8 @@ static fw_status post_cbor(fw_ctx *fw, const char *resource, const uint8_t *payl
     coap_delete_pdu(pdu);
     return st;
   }
-  return coap_send(fw->session, pdu) == COAP_INVALID_MID ? FW_E_COAP : FW_OK;
+  *mid = coap_send(fw->session, pdu);
+  return *mid == COAP_INVALID_MID ? FW_E_COAP : FW_OK;
 }
 
 fw_status fw_link_register(fw_ctx *fw) {
@@ -84,12 +87,115 @@ fw_status fw_link_register(fw_ctx *fw) {
   coap_pdu_t *pdu = NULL;
   fw_status st = config_request(fw, fw->obs_token, fw->obs_token_len, COAP_OBSERVE_ESTABLISH, &pdu);
   if (st != FW_OK) return st;
-  if (coap_send(fw->session, pdu) == COAP_INVALID_MID) {
+  coap_mid_t mid = coap_send(fw->session, pdu);
+  if (mid == COAP_INVALID_MID) {
     fw_link_fail(fw, false, "could not send the registration");
     return FW_E_COAP;
   }
+  uint64_t now = fw_now_ms();
+  /* Wanted since it fell due (it may have waited for the ack), or since the one it replaces was sent. */
+  if (fw->reg_wanted_ms == 0) fw->reg_wanted_ms = fw->link == FW_LINK_UP && fw->next_keepalive_ms < now ? fw->next_keepalive_ms : now;
   fw->reg_in_flight = true;
-  fw->reg_sent_ms = fw_now_ms();
+  fw->reg_sent_ms = now;
+  fw->reg_mid = mid;
+  return FW_OK;
+}
+
+/* The device's own exchange in flight (an abandoned one is libcoap's business now). */
+static bool own_in_flight(const fw_ctx *fw) { return fw->reg_in_flight || fw->ack_in_flight || fw->tel_in_flight; }
+
+/* The abandoned exchange's span is over (libcoap gave it up without a word, e.g. after an empty ACK). */
+static fw_status expire_abandoned(fw_ctx *fw) {
+  bool ended = false;
+  henge_status hs = henge_coap_abandoned_expire(&fw->abandoned, fw->session, fw_now_ms(), &ended);
+  if (hs != HENGE_OK) return fw_device_core_failed("henge_coap_abandoned_expire", hs);
+  if (ended) fw_log(FW_DEBUG, "the abandoned exchange's span is over");
+  return FW_OK;
+}
+
+/*
+ * Newest ack first: an exchange of the device's own is in flight and an ack waits. If that exchange is an
+ * ack the pending one supersedes, or a re-registration of the relation the device holds, it is abandoned
+ * (it runs on in libcoap, its answer ignored; the re-registration goes again right after the ack) and the
+ * ack goes now, beside it. Otherwise (the same ack, the first registration, the telemetry, or an abandoned
+ * exchange still running) the ack waits. FW_OK, or the failure of the send or the core.
+ */
+static fw_status ack_beside(fw_ctx *fw) {
+  if (fw->abandoned.kind != HENGE_COAP_ABANDONED_NONE) return FW_OK; /* one at a time: two exchanges outstanding at most */
+  const henge_ack *a;
+  henge_status hs = henge_device_pending(&fw->dev, &a);
+  if (hs != HENGE_OK) {
+    fw->ack_due = false;
+    return hs == HENGE_E_NOT_FOUND ? FW_OK : fw_device_core_failed("henge_device_pending", hs);
+  }
+  fw_line l;
+  fw_line_start(&l);
+  fw_line_uint(&l, "version", a->version);
+  if (fw->ack_in_flight) {
+    bool supersedes = false;
+    hs = henge_device_ack_supersedes(&fw->dev, &fw->ack_sent, &supersedes);
+    if (hs != HENGE_OK) return fw_device_core_failed("henge_device_ack_supersedes", hs);
+    if (!supersedes) {
+      fw->ack_due = false; /* this very ack is on its way; its answer sets ack_due again */
+      return FW_OK;
+    }
+    hs = henge_coap_abandon(&fw->abandoned, fw->session, HENGE_COAP_ABANDONED_ACK, fw->ack_token, fw->ack_token_len, fw->ack_mid, fw->ack_sent.version,
+                            fw->ack_sent_ms);
+    if (hs != HENGE_OK) return fw_device_core_failed("henge_coap_abandon", hs);
+    fw->ack_in_flight = false;
+    fw_line_uint(&l, "supersedes", fw->ack_sent.version);
+    fw_line_emit(&l, FW_DEBUG, "newest ack first: the ack in flight is superseded (its answer will be ignored)");
+  } else if (fw->reg_in_flight && fw->observing && fw->link == FW_LINK_UP) {
+    hs = henge_coap_abandon(&fw->abandoned, fw->session, HENGE_COAP_ABANDONED_REGISTRATION, fw->obs_token, fw->obs_token_len, fw->reg_mid, 0,
+                            fw->reg_sent_ms);
+    if (hs != HENGE_OK) return fw_device_core_failed("henge_coap_abandon", hs);
+    fw->reg_in_flight = false;
+    fw->next_keepalive_ms = fw->reg_sent_ms; /* due: it goes right after the ack */
+    fw_line_emit(&l, FW_DEBUG, "newest ack first: the re-registration in flight yields to the ack; registering again after it");
+  } else {
+    return FW_OK;
+  }
+  fw->ack_due = false;
+  return fw_link_send_ack(fw);
+}
+
+fw_status fw_link_pump(fw_ctx *fw, bool ack_only) {
+  if (fw->session == NULL || fw->link != FW_LINK_UP || fw->session_failed) return FW_OK;
+  fw_status st = expire_abandoned(fw);
+  bool ack_wanted = fw->ack_due && !fw->hook_busy; /* a hook's ack waits for its end */
+  if (own_in_flight(fw)) {
+    fw_status bst = ack_wanted ? ack_beside(fw) : FW_OK;
+    return bst != FW_OK ? bst : st;
+  }
+  bool reg_due = !ack_only && fw_now_ms() >= fw->next_keepalive_ms;
+  if (reg_due && !fw->observing) return fw_link_register(fw); /* no relation: registering comes first */
+  if (ack_wanted) {
+    fw->ack_due = false;
+    fw_status ast = fw_link_send_ack(fw);
+    if (ast != FW_OK || fw->ack_in_flight) return ast;
+  }
+  if (reg_due) return fw_link_register(fw);
+  if (!ack_only) return fw_link_send_telemetry(fw);
+  return st;
+}
+
+fw_status fw_link_next_ms(const fw_ctx *fw, uint64_t *at_ms) {
+  if (fw == NULL || at_ms == NULL) return FW_E_COAP;
+  *at_ms = UINT64_MAX;
+  if (fw->session == NULL || fw->link != FW_LINK_UP || fw->session_failed) return FW_OK;
+  if (fw->abandoned.kind != HENGE_COAP_ABANDONED_NONE) *at_ms = fw->abandoned.until_ms;
+  if (!own_in_flight(fw) && fw->next_keepalive_ms < *at_ms) *at_ms = fw->next_keepalive_ms;
+  return FW_OK;
+}
+
+fw_status fw_link_check_registration(fw_ctx *fw) {
+  if (fw == NULL) return FW_E_COAP;
+  if (fw->session == NULL || fw->session_failed) return FW_OK;
+  uint64_t now = fw_now_ms(), since;
+  if (fw->reg_wanted_ms != 0) since = fw->reg_wanted_ms;
+  else if (fw->link == FW_LINK_UP && now >= fw->next_keepalive_ms) since = fw->next_keepalive_ms; /* due, held behind an exchange */
+  else return FW_OK;
+  if (now > since + FW_REGISTER_TIMEOUT_MS) fw_link_fail(fw, false, "no answer to the registration in 15 s");
   return FW_OK;
 }
 
@@ -103,8 +209,9 @@ fw_status fw_link_send_ack(fw_ctx *fw) {
   size_t n = 0;
   hs = henge_ack_encode(a, payload, sizeof payload, &n);
   if (hs != HENGE_OK) return fw_device_core_failed("henge_ack_encode", hs);
-  fw_status st = post_cbor(fw, "a", payload, n, fw->ack_token, &fw->ack_token_len);
+  fw_status st = post_cbor(fw, "a", payload, n, fw->ack_token, &fw->ack_token_len, &fw->ack_mid);
   if (st != FW_OK) return st;
+  fw->ack_sent_ms = fw_now_ms();
   fw->ack_sent = *a;
   if (a->message != NULL) {
     memcpy(fw->ack_sent_msg, a->message, a->message_len);
@@ -122,8 +229,9 @@ fw_status fw_link_send_telemetry(fw_ctx *fw) {
   size_t n = 0;
   henge_status hs = henge_telemetry_encode_agent(name, (size_t)len, payload, sizeof payload, &n);
   if (hs != HENGE_OK) return fw_device_core_failed("henge_telemetry_encode_agent", hs);
-  fw_status st = post_cbor(fw, "t", payload, n, fw->tel_token, &fw->tel_token_len);
-  if (st == FW_OK) fw->telemetry_sent = true;
+  coap_mid_t mid = COAP_INVALID_MID;
+  fw_status st = post_cbor(fw, "t", payload, n, fw->tel_token, &fw->tel_token_len, &mid);
+  if (st == FW_OK) fw->telemetry_sent = fw->tel_in_flight = true;
   return st;
 }
 
@@ -183,7 +291,11 @@ void fw_link_teardown(fw_ctx *fw) {
   /* A new session makes its tokens afresh (the same sequence): forget the old session's. */
   fw->ack_token_len = fw->tel_token_len = fw->dereg_token_len = 0;
   fw->reg_in_flight = false;
+  fw->reg_wanted_ms = 0;
+  fw->observing = false;
   fw->ack_in_flight = false;
+  fw->tel_in_flight = false;
+  (void)henge_coap_abandoned_end(&fw->abandoned, NULL); /* gone with the context; cannot fail with a non-NULL pointer */
 }
 
 /* The hub's address (the name resolved now). FW_OK, or FW_E_COAP with the reason in err. */

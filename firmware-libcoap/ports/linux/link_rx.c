@@ -2,7 +2,8 @@
  * link_rx.c: the libcoap handlers (link_rx.h).
  *
  * The handlers keep the signatures libcoap requires (on_response, on_nack, on_event, fw_link_rx_log).
- * on_config_response and on_ack_response return an fw_status: FW_OK, or a failure they have logged;
+ * on_config_response, on_ack_response, on_token_cancelled and on_abandoned_answer return an fw_status:
+ * FW_OK, or a failure they have logged;
  * on_response hands libcoap COAP_RESPONSE_OK either way (our own failure is no reason to RST the hub).
  * Pure helpers that cannot fail: fw_of (token matching and code text are in ports/common/henge_coap.c); fw_link_rx_install only registers.
  */
@@ -43,13 +44,37 @@ static fw_status link_up(fw_ctx *fw, uint32_t max_age) {
   return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_device_connected", hs);
 }
 
-/* An answer to the registration, or a notification. */
-static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
+/*
+ * A message with the observation's token that answers no request of ours (`sent` NULL: a notification,
+ * or a separate response) while the link is up: libcoap has just ended every request with that token
+ * (handle_response cancels them on any such message), so a re-registration in flight, and an abandoned
+ * one, will never be answered. The re-registration counts as abandoned (docs/protocol.md, "Ack"): this
+ * message is a notification, and the device registers again right after the ack it brings. A first
+ * registration, or one while no relation is held, is not abandoned: this message is its answer.
+ */
+static fw_status on_token_cancelled(fw_ctx *fw) {
+  fw_status st = FW_OK;
+  if (fw->abandoned.kind == HENGE_COAP_ABANDONED_REGISTRATION) {
+    henge_status hs = henge_coap_abandoned_end(&fw->abandoned, fw->session);
+    if (hs != HENGE_OK) st = fw_device_core_failed("henge_coap_abandoned_end", hs);
+  }
+  if (fw->reg_in_flight && fw->observing) {
+    fw->reg_in_flight = false;
+    fw->next_keepalive_ms = fw->reg_sent_ms; /* due: it goes right after the ack */
+    fw_log(FW_DEBUG, "a notification ended the re-registration in flight; registering again after the ack");
+  }
+  return st;
+}
+
+/* An answer to the registration, or a notification (`sent` NULL when it answers no request). */
+static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *sent, const coap_pdu_t *rcvd) {
   coap_pdu_code_t code = coap_pdu_get_code(rcvd);
   char code_s[8];
   henge_coap_code_text(code, code_s);
   coap_opt_iterator_t it;
   bool observing = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &it) != NULL;
+  fw_status st = FW_OK;
+  if (sent == NULL && fw->link == FW_LINK_UP) st = on_token_cancelled(fw);
   bool was_registration = fw->reg_in_flight;
   if (COAP_RESPONSE_CLASS(code) != 2) {
     char reason[300];
@@ -60,11 +85,12 @@ static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
     else
       snprintf(reason, sizeof reason, "the hub ended the observation (%s)", code_s);
     fw_link_fail(fw, true, reason);
-    return FW_OK;
+    return st;
   }
-  fw_status st = FW_OK;
+  fw->observing = observing;
   if (was_registration) {
     fw->reg_in_flight = false;
+    fw->reg_wanted_ms = 0;
     coap_opt_t *ma = coap_check_option(rcvd, COAP_OPTION_MAXAGE, &it);
     uint32_t max_age = ma ? coap_decode_var_bytes(coap_opt_value(ma), coap_opt_length(ma)) : COAP_DEFAULT_MAX_AGE;
     if (!observing) {
@@ -72,7 +98,7 @@ static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
          re-register once at once before believing the hub. */
       if (++fw->reg_without_observe >= 2) {
         fw_link_fail(fw, true, "the hub answered the registration without Observe: no relation");
-        return FW_OK;
+        return st;
       }
       fw->next_keepalive_ms = fw_now_ms();
     } else {
@@ -120,6 +146,25 @@ static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
   return st;
 }
 
+/*
+ * An answer to the exchange a newer ack abandoned (newest ack first): it settles nothing. A late 2.04 to
+ * a superseded ack does not mark anything acked (the newer ack's answer does that); a late answer to an
+ * abandoned re-registration is not used as a registration (the one sent after the ack counts). NSTART
+ * is 1 again. FW_OK, or the core's failure.
+ */
+static fw_status on_abandoned_answer(fw_ctx *fw, const coap_pdu_t *rcvd) {
+  char code_s[8];
+  henge_coap_code_text(coap_pdu_get_code(rcvd), code_s);
+  fw_line l;
+  fw_line_start(&l);
+  bool ack = fw->abandoned.kind == HENGE_COAP_ABANDONED_ACK;
+  if (ack) fw_line_uint(&l, "version", fw->abandoned.version);
+  fw_line_str(&l, "code", code_s);
+  fw_line_emit(&l, FW_DEBUG, ack ? "a late answer to a superseded ack; ignored" : "a late answer to an abandoned re-registration; ignored");
+  henge_status hs = henge_coap_abandoned_end(&fw->abandoned, fw->session);
+  return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_coap_abandoned_end", hs);
+}
+
 /* The hub's answer to the ack in flight. */
 static fw_status on_ack_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
   coap_pdu_code_t code = coap_pdu_get_code(rcvd);
@@ -161,6 +206,11 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
   fw_ctx *fw = fw_of(session);
   if (fw == NULL || session != fw->session || fw->tearing_down) return COAP_RESPONSE_OK;
   coap_bin_const_t token = coap_pdu_get_token(rcvd);
+  bool late = false;
+  if (henge_coap_abandoned_match(&fw->abandoned, token, sent != NULL ? coap_pdu_get_mid(sent) : COAP_INVALID_MID, &late) == HENGE_OK && late) {
+    (void)on_abandoned_answer(fw, rcvd); /* logged */
+    return COAP_RESPONSE_OK;
+  }
   if (henge_coap_token_is(token, fw->obs_token, fw->obs_token_len)) {
     if (fw_log_enabled(FW_TRACE)) {
       fw_line l;
@@ -172,7 +222,7 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
       fw_line_emit(&l, FW_TRACE, "config message");
     }
     /* A failure is logged; the next registration fetches the snapshot again. */
-    (void)on_config_response(fw, rcvd);
+    (void)on_config_response(fw, sent, rcvd);
     return COAP_RESPONSE_OK;
   }
   if (fw->ack_in_flight && henge_coap_token_is(token, fw->ack_token, fw->ack_token_len)) {
@@ -181,6 +231,7 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
     return COAP_RESPONSE_OK;
   }
   if (henge_coap_token_is(token, fw->tel_token, fw->tel_token_len)) {
+    fw->tel_in_flight = false;
     char c[8];
     henge_coap_code_text(coap_pdu_get_code(rcvd), c);
     fw_line l;
@@ -201,7 +252,6 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
 }
 
 static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_nack_reason_t reason, const coap_mid_t mid) {
-  (void)mid;
   fw_ctx *fw = fw_of(session);
   if (fw == NULL || session != fw->session || fw->tearing_down) return;
   if (reason == COAP_NACK_TLS_FAILED) {
@@ -212,6 +262,18 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_
   if (sent != NULL) token = coap_pdu_get_token(sent);
   if (reason == COAP_NACK_ICMP_ISSUE) {
     fw_log(FW_DEBUG, "ICMP: the hub's port is unreachable for now; retransmitting");
+    return;
+  }
+  bool late = false;
+  if (sent != NULL && henge_coap_abandoned_match(&fw->abandoned, token, mid, &late) == HENGE_OK && late) {
+    /* The exchange an ack abandoned ended unanswered (or reset): nothing to do but NSTART 1 again. */
+    henge_status hs = henge_coap_abandoned_end(&fw->abandoned, fw->session);
+    if (hs != HENGE_OK) (void)fw_device_core_failed("henge_coap_abandoned_end", hs); /* logged */
+    fw_log(FW_DEBUG, "the abandoned exchange ended without an answer");
+    return;
+  }
+  if (sent != NULL && henge_coap_token_is(token, fw->tel_token, fw->tel_token_len)) {
+    fw->tel_in_flight = false; /* telemetry goes once; its loss is no failure */
     return;
   }
   bool registration = sent != NULL && henge_coap_token_is(token, fw->obs_token, fw->obs_token_len);

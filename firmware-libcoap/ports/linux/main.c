@@ -17,8 +17,9 @@
  *
  * The loop (docs/protocol.md, "Observe lifecycle"): register (GET /d/{id}/c, Observe 0, ETag of the
  * applied snapshot), handle the snapshot of every response and notification, POST the ack, re-register
- * at 70-85 % of Max-Age; when the hub is gone (the registration gets no answer, an RST, a DTLS alert,
- * a refusal) keep the applied config and reconnect with exponential backoff and full jitter.
+ * at 70-85 % of Max-Age, one request at a time and newest ack first (link.c, fw_link_pump); when the
+ * hub is gone (the registration gets no answer, an RST, a DTLS alert, a refusal) keep the applied config
+ * and reconnect with exponential backoff and full jitter.
  *
  * main() turns the statuses of startup into exit codes. Nothing else here returns a status: on_signal
  * is a signal handler, install_signals cannot fail (sigaction refuses only invalid signals), and the
@@ -42,8 +43,6 @@
 #include "link.h"
 #include "sys.h"
 
-/* A registration with no answer for this long ends the session (a new one, and a new DTLS handshake, follow). */
-#define REGISTER_TIMEOUT_MS 15000
 /* The longest single wait in coap_io_process, so that signals are seen promptly. */
 #define LOOP_SLICE_MS 250
 /* While a --exec hook runs, how often its pipes, exit and deadline are looked at. */
@@ -116,31 +115,25 @@ static void run(fw_ctx *fw) {
     if (refresh_requested) {
       refresh_requested = 0;
       fw_log(FW_INFO, "re-registering now");
-      if (fw->session != NULL && !fw->reg_in_flight) (void)fw_link_register(fw);
+      /* Due now: it goes as soon as no exchange is in flight (one in flight already answers for it). */
+      if (fw->link == FW_LINK_UP && !fw->reg_in_flight) fw->next_keepalive_ms = now;
       else if (fw->session == NULL) fw->next_attempt_ms = now;
     }
-    if (fw->link == FW_LINK_UP && !fw->reg_in_flight && now >= fw->next_keepalive_ms) (void)fw_link_register(fw);
-    if (fw->reg_in_flight && fw_now_ms() > fw->reg_sent_ms + REGISTER_TIMEOUT_MS) fw_link_fail(fw, false, "no answer to the registration in 15 s");
-    if (!fw->session_failed && fw->link == FW_LINK_UP) {
-      if (fw->ack_due && !fw->ack_in_flight && !fw->hook_busy) { /* a hook's ack waits for its end */
-        fw->ack_due = false;
-        (void)fw_link_send_ack(fw);
-      }
-      (void)fw_link_send_telemetry(fw);
-    }
+    /* Registration, ack, re-registration, telemetry: one at a time, newest ack first (link.c). */
+    (void)fw_link_pump(fw, false);
+    (void)fw_link_check_registration(fw);
     if (fw->session_failed) {
       if (stop_requested) break; /* e.g. a signal cut the mDNS search short: nothing to retry */
       retry_later(fw);
       continue;
     }
     /* Sleep until the next thing to do, in slices (signals are seen at once either way). */
-    uint64_t next = now + LOOP_SLICE_MS;
+    uint64_t next = now + LOOP_SLICE_MS, link_next = UINT64_MAX;
     if (fw->session == NULL && fw->next_attempt_ms < next) next = fw->next_attempt_ms;
-    if (fw->link == FW_LINK_UP && !fw->reg_in_flight && fw->next_keepalive_ms < next) next = fw->next_keepalive_ms;
+    if (fw_link_next_ms(fw, &link_next) == FW_OK && link_next < next) next = link_next;
     if (fw->hook_busy && now + HOOK_SLICE_MS < next) next = now + HOOK_SLICE_MS;
     now = fw_now_ms();
     uint32_t wait = next > now ? (uint32_t)(next - now) : 0;
-    if (fw->ack_due && fw->link == FW_LINK_UP && !fw->ack_in_flight && !fw->hook_busy) wait = 0;
     if (fw->ctx != NULL) {
       coap_io_process(fw->ctx, wait == 0 ? COAP_IO_NO_WAIT : wait);
     } else if (wait > 0) {
@@ -171,11 +164,9 @@ static void drain_hook(fw_ctx *fw) {
     fw_device_abandon_hook(fw);
     return;
   }
-  /* Its ack goes now; the deregistration's wait reads the answer. Best effort, as the rest of stopping. */
-  if (fw->ack_due && fw->link == FW_LINK_UP && !fw->session_failed && !fw->ack_in_flight) {
-    fw->ack_due = false;
-    (void)fw_link_send_ack(fw);
-  }
+  /* Its ack goes now (beside an exchange it supersedes); the deregistration's wait reads the answer.
+     Best effort, as the rest of stopping. */
+  (void)fw_link_pump(fw, true);
 }
 
 int main(int argc, char **argv) {

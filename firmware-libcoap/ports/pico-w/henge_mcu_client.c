@@ -134,17 +134,22 @@ static bool send_registration(henge_mcu *c) {
     coap_delete_pdu(pdu);
     return false;
   }
-  if (coap_send(c->session, pdu) == COAP_INVALID_MID) {
+  coap_mid_t mid = coap_send(c->session, pdu);
+  if (mid == COAP_INVALID_MID) {
     fail(c, false, "could not send the registration");
     return false;
   }
+  uint64_t now = now_ms(c);
+  /* Wanted since it fell due (it may have waited for the ack), or since the one it replaces was sent. */
+  if (c->reg_wanted_ms == 0) c->reg_wanted_ms = c->link_up && c->next_keepalive_ms < now ? c->next_keepalive_ms : now;
   c->reg_in_flight = true;
-  c->reg_sent_ms = now_ms(c);
+  c->reg_sent_ms = now;
+  c->reg_mid = mid;
   return true;
 }
 
-/* POST CBOR to /d/{id}/{resource} with a new token. */
-static bool post_cbor(henge_mcu *c, const char *resource, const uint8_t *payload, size_t n, uint8_t token[8], size_t *token_len) {
+/* POST CBOR to /d/{id}/{resource} with a new token; its message id into *mid. */
+static bool post_cbor(henge_mcu *c, const char *resource, const uint8_t *payload, size_t n, uint8_t token[8], size_t *token_len, coap_mid_t *mid) {
   *token_len = 8;
   coap_session_new_token(c->session, token_len, token);
   coap_pdu_t *pdu = new_request(c, COAP_REQUEST_CODE_POST, token, *token_len);
@@ -154,7 +159,8 @@ static bool post_cbor(henge_mcu *c, const char *resource, const uint8_t *payload
     coap_delete_pdu(pdu);
     return false;
   }
-  return coap_send(c->session, pdu) != COAP_INVALID_MID;
+  *mid = coap_send(c->session, pdu);
+  return *mid != COAP_INVALID_MID;
 }
 
 static void send_ack(henge_mcu *c) {
@@ -163,7 +169,8 @@ static void send_ack(henge_mcu *c) {
   uint8_t payload[HENGE_ACK_MAX_BYTES];
   size_t n = 0;
   if (henge_ack_encode(a, payload, sizeof payload, &n) != HENGE_OK) return;
-  if (!post_cbor(c, "a", payload, n, c->ack_token, &c->ack_token_len)) return;
+  if (!post_cbor(c, "a", payload, n, c->ack_token, &c->ack_token_len, &c->ack_mid)) return;
+  c->ack_sent_ms = now_ms(c);
   c->ack_sent = *a;
   if (a->message != NULL) {
     memcpy(c->ack_sent_msg, a->message, a->message_len);
@@ -183,18 +190,130 @@ static void send_telemetry(henge_mcu *c) {
   uint8_t payload[160];
   size_t n = 0;
   if (henge_telemetry_encode_agent(name, (size_t)len, payload, sizeof payload, &n) != HENGE_OK) return;
-  if (post_cbor(c, "t", payload, n, c->tel_token, &c->tel_token_len)) c->telemetry_sent = true;
+  coap_mid_t mid = COAP_INVALID_MID;
+  if (post_cbor(c, "t", payload, n, c->tel_token, &c->tel_token_len, &mid)) c->telemetry_sent = c->tel_in_flight = true;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* newest ack first (docs/protocol.md, "Ack")                                                      */
+
+/* The client's own exchange in flight (an abandoned one is libcoap's business now). */
+static bool own_in_flight(const henge_mcu *c) { return c->reg_in_flight || c->ack_in_flight || c->tel_in_flight; }
+
+/*
+ * An exchange of the client's own is in flight and an ack waits. If that exchange is an ack the pending
+ * one supersedes, or a re-registration of the relation the device holds, it is abandoned (it runs on in
+ * libcoap with NSTART 2, its answer ignored; the re-registration goes again right after the ack) and the
+ * ack goes now, beside it. Otherwise (the same ack, a first registration, the telemetry, or an abandoned
+ * exchange still running) the ack waits. HENGE_OK, or the core's failure.
+ */
+static henge_status ack_beside(henge_mcu *c) {
+  if (c->abandoned.kind != HENGE_COAP_ABANDONED_NONE) return HENGE_OK; /* one at a time: two exchanges outstanding at most */
+  const henge_ack *a;
+  henge_status st = henge_device_pending(&c->dev, &a);
+  if (st != HENGE_OK) {
+    c->ack_due = false;
+    return st == HENGE_E_NOT_FOUND ? HENGE_OK : st;
+  }
+  if (c->ack_in_flight) {
+    bool supersedes = false;
+    st = henge_device_ack_supersedes(&c->dev, &c->ack_sent, &supersedes);
+    if (st != HENGE_OK) return st;
+    if (!supersedes) {
+      c->ack_due = false; /* this very ack is on its way; its answer sets ack_due again */
+      return HENGE_OK;
+    }
+    st = henge_coap_abandon(&c->abandoned, c->session, HENGE_COAP_ABANDONED_ACK, c->ack_token, c->ack_token_len, c->ack_mid, c->ack_sent.version, c->ack_sent_ms);
+    if (st != HENGE_OK) return st;
+    c->ack_in_flight = false;
+    snprintf(c->line, sizeof c->line, "newest ack first: the ack of version %llu in flight is superseded by version %llu", (unsigned long long)c->ack_sent.version,
+             (unsigned long long)a->version);
+  } else if (c->reg_in_flight && c->observing && c->link_up) {
+    st = henge_coap_abandon(&c->abandoned, c->session, HENGE_COAP_ABANDONED_REGISTRATION, c->obs_token, sizeof c->obs_token, c->reg_mid, 0, c->reg_sent_ms);
+    if (st != HENGE_OK) return st;
+    c->reg_in_flight = false;
+    c->next_keepalive_ms = c->reg_sent_ms; /* due: it goes right after the ack */
+    snprintf(c->line, sizeof c->line, "newest ack first: the re-registration in flight yields to the ack of version %llu; registering again after it",
+             (unsigned long long)a->version);
+  } else {
+    return HENGE_OK;
+  }
+  say(c, HENGE_MCU_DEBUG, c->line);
+  c->ack_due = false;
+  send_ack(c);
+  return HENGE_OK;
+}
+
+/*
+ * Sends what is due while the link is up, one exchange of the client's own at a time, in the order of
+ * docs/protocol.md, "Ack": a registration while no relation is held, the newest ack, a re-registration,
+ * the telemetry; while one is in flight, only an ack beside the exchange it supersedes. HENGE_OK, or the
+ * core's failure (the link's failures are the session's).
+ */
+static henge_status pump(henge_mcu *c) {
+  if (c->session == NULL || !c->link_up || c->session_failed) return HENGE_OK;
+  bool ended = false;
+  henge_status st = henge_coap_abandoned_expire(&c->abandoned, c->session, now_ms(c), &ended);
+  if (ended) say(c, HENGE_MCU_DEBUG, "the abandoned exchange's span is over");
+  if (own_in_flight(c)) {
+    henge_status bst = c->ack_due ? ack_beside(c) : HENGE_OK;
+    return bst != HENGE_OK ? bst : st;
+  }
+  bool reg_due = now_ms(c) >= c->next_keepalive_ms;
+  if (reg_due && !c->observing) {
+    send_registration(c); /* no relation: registering comes first */
+    return st;
+  }
+  if (c->ack_due) {
+    c->ack_due = false;
+    send_ack(c);
+    if (c->ack_in_flight) return st;
+  }
+  if (reg_due) send_registration(c);
+  else send_telemetry(c);
+  return st;
+}
+
+/* Ends the session when a registration has been wanted too long without an answer (in flight, or due and held). */
+static henge_status check_registration(henge_mcu *c) {
+  if (c->session == NULL || c->session_failed) return HENGE_OK;
+  uint64_t now = now_ms(c), since;
+  if (c->reg_wanted_ms != 0) since = c->reg_wanted_ms;
+  else if (c->link_up && now >= c->next_keepalive_ms) since = c->next_keepalive_ms; /* due, held behind an exchange */
+  else return HENGE_OK;
+  if (now > since + HENGE_MCU_REGISTER_TIMEOUT_MS) fail(c, false, "no answer to the registration in 15 s");
+  return HENGE_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* handlers                                                                                        */
 
-static void on_config_response(henge_mcu *c, const coap_pdu_t *rcvd) {
+/*
+ * A message with the observation's token that answers no request of ours (`sent` NULL: a notification, or
+ * a separate response) while the link is up: libcoap has just ended every request with that token
+ * (handle_response cancels them on any such message), so a re-registration in flight, and an abandoned
+ * one, will never be answered. The re-registration counts as abandoned: the message is a notification,
+ * and the client registers again right after the ack it brings. A first registration, or one while no
+ * relation is held, is not abandoned: the message is its answer. HENGE_OK, or the helper's failure.
+ */
+static henge_status on_token_cancelled(henge_mcu *c) {
+  henge_status st = HENGE_OK;
+  if (c->abandoned.kind == HENGE_COAP_ABANDONED_REGISTRATION) st = henge_coap_abandoned_end(&c->abandoned, c->session);
+  if (c->reg_in_flight && c->observing) {
+    c->reg_in_flight = false;
+    c->next_keepalive_ms = c->reg_sent_ms; /* due: it goes right after the ack */
+    say(c, HENGE_MCU_DEBUG, "a notification ended the re-registration in flight; registering again after the ack");
+  }
+  return st;
+}
+
+static void on_config_response(henge_mcu *c, const coap_pdu_t *sent, const coap_pdu_t *rcvd) {
   coap_pdu_code_t code = coap_pdu_get_code(rcvd);
   char code_s[8];
   henge_coap_code_text(code, code_s);
   coap_opt_iterator_t it;
   bool observing = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &it) != NULL;
+  if (sent == NULL && c->link_up) (void)on_token_cancelled(c); /* cannot fail: a non-NULL pointer */
   bool was_registration = c->reg_in_flight;
   if (COAP_RESPONSE_CLASS(code) != 2) {
     char reason[sizeof c->fail_reason];
@@ -203,8 +322,10 @@ static void on_config_response(henge_mcu *c, const coap_pdu_t *rcvd) {
     fail(c, true, reason);
     return;
   }
+  c->observing = observing;
   if (was_registration) {
     c->reg_in_flight = false;
+    c->reg_wanted_ms = 0;
     coap_opt_t *ma = coap_check_option(rcvd, COAP_OPTION_MAXAGE, &it);
     uint32_t max_age = ma ? coap_decode_var_bytes(coap_opt_value(ma), coap_opt_length(ma)) : COAP_DEFAULT_MAX_AGE;
     if (!observing) {
@@ -253,6 +374,22 @@ static void on_config_response(henge_mcu *c, const coap_pdu_t *rcvd) {
   c->ack_due = true; /* an ack the hub never confirmed goes again after each registration */
 }
 
+/*
+ * An answer to the exchange a newer ack abandoned: it settles nothing (a late 2.04 to a superseded ack marks
+ * nothing acked; a late answer to an abandoned re-registration is not used as a registration: the one sent
+ * after the ack counts). NSTART is 1 again. HENGE_OK, or the helper's failure.
+ */
+static henge_status on_abandoned_answer(henge_mcu *c, const coap_pdu_t *rcvd) {
+  char code_s[8];
+  henge_coap_code_text(coap_pdu_get_code(rcvd), code_s);
+  if (c->abandoned.kind == HENGE_COAP_ABANDONED_ACK)
+    snprintf(c->line, sizeof c->line, "a late answer to the superseded ack of version %llu: %s; ignored", (unsigned long long)c->abandoned.version, code_s);
+  else
+    snprintf(c->line, sizeof c->line, "a late answer to an abandoned re-registration: %s; ignored", code_s);
+  say(c, HENGE_MCU_DEBUG, c->line);
+  return henge_coap_abandoned_end(&c->abandoned, c->session);
+}
+
 static void on_ack_response(henge_mcu *c, const coap_pdu_t *rcvd) {
   coap_pdu_code_t code = coap_pdu_get_code(rcvd);
   uint8_t cls = (uint8_t)COAP_RESPONSE_CLASS(code);
@@ -271,15 +408,23 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
   henge_mcu *c = client_of(session);
   if (c == NULL || session != c->session || c->tearing_down) return COAP_RESPONSE_OK;
   coap_bin_const_t token = coap_pdu_get_token(rcvd);
+  bool late = false;
+  if (henge_coap_abandoned_match(&c->abandoned, token, sent != NULL ? coap_pdu_get_mid(sent) : COAP_INVALID_MID, &late) == HENGE_OK && late) {
+    (void)on_abandoned_answer(c, rcvd); /* cannot fail: a non-NULL pointer */
+    return COAP_RESPONSE_OK;
+  }
   if (henge_coap_token_is(token, c->obs_token, sizeof c->obs_token)) {
-    on_config_response(c, rcvd);
+    on_config_response(c, sent, rcvd);
     return COAP_RESPONSE_OK;
   }
   if (c->ack_in_flight && henge_coap_token_is(token, c->ack_token, c->ack_token_len)) {
     on_ack_response(c, rcvd);
     return COAP_RESPONSE_OK;
   }
-  if (henge_coap_token_is(token, c->tel_token, c->tel_token_len)) return COAP_RESPONSE_OK;
+  if (henge_coap_token_is(token, c->tel_token, c->tel_token_len)) {
+    c->tel_in_flight = false;
+    return COAP_RESPONSE_OK;
+  }
   /* Not ours (an old relation's notification): RST it, so the hub forgets it (RFC 7641 §3.6). */
   coap_pdu_type_t type = coap_pdu_get_type(rcvd);
   if (sent == NULL && (type == COAP_MESSAGE_CON || type == COAP_MESSAGE_NON)) return COAP_RESPONSE_FAIL;
@@ -287,7 +432,6 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
 }
 
 static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_nack_reason_t reason, const coap_mid_t mid) {
-  (void)mid;
   henge_mcu *c = client_of(session);
   if (c == NULL || session != c->session || c->tearing_down) return;
   if (reason == COAP_NACK_TLS_FAILED) {
@@ -297,6 +441,17 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_
   if (reason == COAP_NACK_ICMP_ISSUE) return; /* libcoap retransmits */
   coap_bin_const_t token = {0, NULL};
   if (sent != NULL) token = coap_pdu_get_token(sent);
+  bool late = false;
+  if (sent != NULL && henge_coap_abandoned_match(&c->abandoned, token, mid, &late) == HENGE_OK && late) {
+    /* The exchange an ack abandoned ended unanswered (or reset): NSTART 1 again, nothing else. */
+    (void)henge_coap_abandoned_end(&c->abandoned, c->session); /* cannot fail: a non-NULL pointer */
+    say(c, HENGE_MCU_DEBUG, "the abandoned exchange ended without an answer");
+    return;
+  }
+  if (sent != NULL && henge_coap_token_is(token, c->tel_token, c->tel_token_len)) {
+    c->tel_in_flight = false; /* telemetry goes once; its loss is no failure */
+    return;
+  }
   if (c->ack_in_flight && sent != NULL && henge_coap_token_is(token, c->ack_token, c->ack_token_len)) {
     c->ack_in_flight = false; /* pending still: it goes again after the next registration */
     say(c, HENGE_MCU_WARN, "the ack got no answer; it goes again after the next registration");
@@ -362,8 +517,12 @@ static void teardown(henge_mcu *c) {
   c->tearing_down = false;
   c->link_up = false;
   c->reg_in_flight = false;
+  c->reg_wanted_ms = 0;
+  c->observing = false;
   c->ack_in_flight = false;
+  c->tel_in_flight = false;
   c->ack_token_len = c->tel_token_len = 0;
+  (void)henge_coap_abandoned_end(&c->abandoned, NULL); /* gone with the context; cannot fail with a non-NULL pointer */
 }
 
 static void connect_hub(henge_mcu *c) {
@@ -492,15 +651,9 @@ henge_status henge_mcu_step(henge_mcu *c, uint32_t max_wait_ms, uint32_t *idle_m
   *idle_ms = 0;
   uint64_t now = now_ms(c);
   if (c->session == NULL && !c->session_failed && now >= c->next_attempt_ms) connect_hub(c);
-  if (c->link_up && !c->reg_in_flight && now >= c->next_keepalive_ms) send_registration(c);
-  if (c->reg_in_flight && now_ms(c) > c->reg_sent_ms + HENGE_MCU_REGISTER_TIMEOUT_MS) fail(c, false, "no answer to the registration in 15 s");
-  if (!c->session_failed && c->link_up) {
-    if (c->ack_due && !c->ack_in_flight) {
-      c->ack_due = false;
-      send_ack(c);
-    }
-    send_telemetry(c);
-  }
+  /* Registration, ack, re-registration, telemetry: one at a time, newest ack first. */
+  if (pump(c) != HENGE_OK) say(c, HENGE_MCU_ERROR, "the firmware core refused a call");
+  (void)check_registration(c); /* cannot fail */
   if (c->session_failed) {
     retry_later(c);
     return HENGE_OK;
@@ -509,9 +662,9 @@ henge_status henge_mcu_step(henge_mcu *c, uint32_t max_wait_ms, uint32_t *idle_m
   now = now_ms(c);
   uint64_t next = now + (max_wait_ms < HENGE_MCU_SLICE_MS ? max_wait_ms : HENGE_MCU_SLICE_MS);
   if (c->session == NULL && c->next_attempt_ms < next) next = c->next_attempt_ms;
-  if (c->link_up && !c->reg_in_flight && c->next_keepalive_ms < next) next = c->next_keepalive_ms;
+  if (c->link_up && !own_in_flight(c) && c->next_keepalive_ms < next) next = c->next_keepalive_ms;
+  if (c->link_up && c->abandoned.kind != HENGE_COAP_ABANDONED_NONE && c->abandoned.until_ms < next) next = c->abandoned.until_ms;
   uint32_t wait = next > now ? (uint32_t)(next - now) : 0;
-  if (c->ack_due && c->link_up && !c->ack_in_flight) wait = 0;
   if (c->ctx == NULL) {
     *idle_ms = wait;
     return HENGE_OK;
@@ -522,7 +675,8 @@ henge_status henge_mcu_step(henge_mcu *c, uint32_t max_wait_ms, uint32_t *idle_m
 
 henge_status henge_mcu_refresh(henge_mcu *c) {
   if (c == NULL) return HENGE_E_ARG;
-  if (c->session != NULL && !c->reg_in_flight) send_registration(c);
+  /* Due now: it goes as soon as no exchange is in flight (one in flight already answers for it). */
+  if (c->link_up && !c->reg_in_flight) c->next_keepalive_ms = now_ms(c);
   else if (c->session == NULL) c->next_attempt_ms = now_ms(c);
   return HENGE_OK;
 }

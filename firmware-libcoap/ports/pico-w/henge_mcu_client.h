@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "henge.h"
+#include "henge_coap.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,28 +90,37 @@ typedef struct henge_mcu {
   bool dtls_open;
   bool link_up;
   unsigned connections;
+  /* The client's own exchanges: one at a time (NSTART 1), the ack first (pump). */
   bool reg_in_flight;
   uint64_t reg_sent_ms;
+  uint64_t reg_wanted_ms; /* since then a registration has been wanted and not answered (0: none is) */
+  coap_mid_t reg_mid;
   int reg_without_observe;
-  uint64_t next_keepalive_ms;
+  bool observing;             /* the relation is held: the last registration answer or notification had Observe */
+  uint64_t next_keepalive_ms; /* a registration is due from then (in the past: at once, after the ack) */
   uint64_t next_attempt_ms;
   uint8_t obs_token[4];
   bool ack_due;
   bool ack_in_flight;
+  uint64_t ack_sent_ms;
   henge_ack ack_sent;
   char ack_sent_msg[HENGE_ACK_MESSAGE_MAX];
   uint8_t ack_token[8];
   size_t ack_token_len;
+  coap_mid_t ack_mid;
   bool telemetry_sent;
+  bool tel_in_flight;
   uint8_t tel_token[8];
   size_t tel_token_len;
+  /* Newest ack first: the exchange an ack superseded, running on in libcoap beside it (its answer ignored). */
+  henge_coap_abandoned abandoned;
   bool session_failed;
   bool fail_refused;
   char fail_reason[160];
   char line[320]; /* log line scratch */
 } henge_mcu;
 
-/* A registration with no answer for this long ends the session. */
+/* A registration wanted (in flight, or due and waiting for an exchange in flight) this long without an answer ends the session. */
 #define HENGE_MCU_REGISTER_TIMEOUT_MS 15000u
 /* The longest single wait in coap_io_process. */
 #define HENGE_MCU_SLICE_MS 250u
@@ -124,7 +134,9 @@ typedef struct henge_mcu {
 henge_status henge_mcu_start(henge_mcu *c, const henge_mcu_config *cfg, const henge_mcu_port *port, const uint8_t *applied, size_t applied_len);
 
 /*
- * Does what is due (connect, re-register, ack, telemetry, retry) and then, while a session is open,
+ * Does what is due (connect, register, ack, re-register, telemetry, retry: one exchange at a time, newest
+ * ack first as docs/protocol.md, "Ack" says; an ack goes at once beside an older ack or a re-registration
+ * in flight, which runs on in libcoap with NSTART 2 and whose answer is ignored) and then, while a session is open,
  * lets libcoap wait for and handle input (coap_io_process) for at most `max_wait_ms`, less when
  * something is due sooner. Without a session (waiting to retry) it does not wait: `*idle_ms` says how
  * long the port may sleep (keeping its network stack polled) before the next call; with a session it
