@@ -107,6 +107,8 @@ export class Agent {
   private readonly observeToken: Buffer;
   private stopping = false;
   private readonly stopSignal = new AbortController();
+  /** Aborted when stopping has waited long enough for a hook: it is killed and the previous file restored. */
+  private readonly hookStop = new AbortController();
   private stopPromise: Promise<void> | null = null;
   private runPromise: Promise<void> | null = null;
   private readonly sleepers = new Set<() => void>();
@@ -188,8 +190,13 @@ export class Agent {
     this.stopping = true;
     this.stopSignal.abort(new Error('the agent is stopping'));
     this.wakeAll();
-    // Let an apply in progress finish (it is atomic either way), and its ack go, but not for ever.
-    await Promise.race([this.tail.then(() => this.acks.settled), delay(STOP_DRAIN_MS)]);
+    // Let an apply in progress finish (it is atomic either way), and its ack go, but not for ever: a hook
+    // still running then is killed with its process group and the previous file put back.
+    const drained = await Promise.race([this.tail.then(() => this.acks.settled).then(() => true), delay(STOP_DRAIN_MS).then(() => false)]);
+    if (!drained) {
+      this.hookStop.abort();
+      await Promise.race([this.tail, delay(STOP_DRAIN_MS)]);
+    }
     const client = this.client;
     if (client) {
       client.abortAll('the agent is stopping');
@@ -451,13 +458,19 @@ export class Agent {
     }
     if (this.opts.exec !== undefined) {
       try {
-        const r = await runHook(this.opts.exec, { file: out, version: snapshot.version, device: this.opts.device }, this.opts.execTimeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS);
+        const r = await runHook(this.opts.exec, { file: out, version: snapshot.version, device: this.opts.device }, this.opts.execTimeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, undefined, this.hookStop.signal);
         this.log.debug({ version: snapshot.version, ms: Math.round(r.ms), stdoutTail: r.stdoutTail.slice(-200) }, '--exec succeeded');
       } catch (err) {
         try {
           await restoreFile(out, previous);
         } catch (restoreErr) {
           this.log.error({ err: errorSummary(restoreErr), out }, 'could not restore the previous config file');
+        }
+        if (this.hookStop.signal.aborted) {
+          // Stopped mid-hook: the file is the previous one again, as state.json says; no ack (the hub sends
+          // this snapshot again at the next registration).
+          this.log.warn({ ...base, err: errorSummary(err), keptVersion: before?.version ?? null }, 'stopped during --exec; the previous config is back');
+          return;
         }
         const e = err instanceof ExecError ? err : undefined;
         const tail = e?.stderrTail.trim().split('\n').slice(-3).join(' | ') ?? '';

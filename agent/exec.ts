@@ -35,9 +35,13 @@ function keepTail(chunks: Buffer[], b: Buffer): void {
  * Runs the hook; `drainMs` is how long output still in the pipes is read after the shell exited (while a
  * background process it started may keep them open).
  */
-export function runHook(command: string, env: HookEnv, timeoutMs: number, drainMs = 100): Promise<HookResult> {
+export function runHook(command: string, env: HookEnv, timeoutMs: number, drainMs = 100, signal?: AbortSignal): Promise<HookResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new ExecError('--exec was not run: the agent is stopping', null, ''));
+      return;
+    }
     // The agent's environment without the device key (a hook needs none, and must not leak it), plus the three.
     const { HENGE_DEVICE_KEY: _key, ...inherited } = process.env;
     const child = spawn('/bin/sh', ['-c', command], {
@@ -51,35 +55,45 @@ export function runHook(command: string, env: HookEnv, timeoutMs: number, drainM
     child.stdout.on('data', (b: Buffer) => keepTail(out, b));
     child.stderr.on('data', (b: Buffer) => keepTail(err, b));
     let timedOut = false;
+    let stopped = false;
+    const killGroup = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
     const timer = setTimeout(() => {
       timedOut = true;
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
+      killGroup();
     }, timeoutMs);
+    // Stopping the agent: the hook and whatever it started end now (the caller puts the previous file back).
+    const onAbort = (): void => {
+      stopped = true;
+      killGroup();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     child.once('error', (e) => {
       clearTimeout(timer);
       reject(new ExecError(`--exec could not start: ${e.message}`, null, ''));
     });
     let settled = false;
-    const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
+    const settle = (code: number | null, killedBy: NodeJS.Signals | null): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       // A background process the hook started may still hold the pipes: stop reading them.
       child.stdout.destroy();
       child.stderr.destroy();
       const stderrTail = tailOf(err);
-      if (code === 0 && !timedOut) {
+      if (code === 0 && !timedOut && !stopped) {
         resolve({ stdoutTail: tailOf(out), stderrTail, ms: performance.now() - started });
         return;
       }
-      const why = timedOut ? `timed out after ${timeoutMs} ms` : signal ? `was killed by ${signal}` : `exited with ${String(code)}`;
-      reject(new ExecError(`--exec ${why}`, timedOut ? null : code, stderrTail));
+      const why = stopped ? 'was stopped: the agent is stopping' : timedOut ? `timed out after ${timeoutMs} ms` : killedBy ? `was killed by ${killedBy}` : `exited with ${String(code)}`;
+      reject(new ExecError(`--exec ${why}`, timedOut || stopped ? null : code, stderrTail));
     };
     // The hook is done when its shell exits, not when every process that inherited its pipes has
     // ('close' waits for those: `mydaemon &` would look like a timeout). Output already in the pipes

@@ -246,6 +246,50 @@ function exec(program: Program): void {
       await stop(proc);
     });
 
+    test(`${program} stopped (SIGTERM) while --exec runs: after the 5 s drain the hook's process group is killed, the previous file is back, no ack; a restart agrees with state.json and converges`, { timeout: 60_000 }, async (t) => {
+      if (!ensureBuilt(t)) return;
+      const id = `${p}-stopped`;
+      const dir = join(sandbox.dir, id);
+      await mkdir(dir, { recursive: true });
+      await cli('device', 'add', id, '--set', 'mode=one');
+      const pidFile = join(dir, 'sleeper.pid');
+      const once = join(dir, 'slept');
+      // Sleeps (in its own background child) the first time it sees mode=two, then never again.
+      const hook = `if grep -q two "$HENGE_CONFIG_FILE" && [ ! -e '${once}' ]; then touch '${once}'; sleep 30 & echo $! > '${pidFile}'; wait; fi`;
+      const args = ['--exec-timeout', '60'];
+      const proc = start(id, hook, args);
+      const out = join(dir, 'config.json');
+      const first = await converged(id);
+      const one = await readFile(out);
+
+      await cli('set', id, 'mode=two');
+      const v2 = (await state(id)).desiredVersion;
+      const sleeper = await waitFor('the hook sleeping', async () => {
+        const pid = Number((await readBytes(pidFile))?.toString().trim());
+        return pid > 0 ? pid : undefined;
+      });
+      leftBehind.push(sleeper);
+      const t0 = performance.now();
+      await stop(proc);
+      const ms = performance.now() - t0;
+      t.diagnostic(`${program}: SIGTERM during a hook -> exit 0 after ${ms.toFixed(0)} ms`);
+      assert.ok(ms >= 4_500 && ms < 9_000, `stopped after ${String(ms)} ms (5 s drain)`);
+      assert.ok(one.equals((await readBytes(out)) ?? Buffer.alloc(0)), 'the previous file is back');
+      await waitFor('the hook\'s process group killed', async () => ((await gone(sleeper)) ? true : undefined), 3_000);
+      assert.ok(proc.logs().some((l) => l.msg === 'stopped during --exec; the previous config is back' && l['version'] === v2), proc.stderr().slice(-2000));
+      const s = await state(id);
+      assert.equal(s.lastAck?.version, first.lastAck?.version, 'no ack for the stopped apply');
+      assert.equal(s.lastAck?.status, 'applied');
+
+      // --out and state.json agree (nothing to restore); the hub sends the snapshot again and it applies.
+      const again = start(id, hook, args);
+      const done = await converged(id);
+      assert.equal(done.appliedVersion, v2);
+      assert.equal(await readFile(out, 'utf8'), render('json', { mode: 'two' }));
+      assert.ok(!again.logs().some((l) => l.msg === 'restored --out from the state folder'), 'the file already was what state.json says');
+      await stop(again);
+    });
+
     test(`${program} --exec that leaves \`sleep 30 &\` running counts as done when its shell exits (not a timeout)`, { timeout: 60_000 }, async (t) => {
       if (!ensureBuilt(t)) return;
       const id = `${p}-bg`;

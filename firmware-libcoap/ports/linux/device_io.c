@@ -260,7 +260,7 @@ void fw_device_close(fw_ctx *fw) {
   fw_buf_free(&fw->keys_changed);
   fw_buf_free(&fw->previous);
   fw_buf_free(&fw->queued);
-  if (fw->hook.active) fw_hook_abandon(&fw->hook);
+  if (fw->hook.active) (void)fw_hook_stop(&fw->hook); /* freeing: a hook still running ends with henge-fw */
   fw->hook_busy = false;
 }
 
@@ -461,15 +461,23 @@ fw_status fw_device_poll_hook(fw_ctx *fw, bool stopping) {
   return st;
 }
 
-void fw_device_abandon_hook(fw_ctx *fw) {
-  if (!fw->hook_busy) return;
+fw_status fw_device_stop_hook(fw_ctx *fw) {
+  if (!fw->hook_busy) return FW_OK;
+  fw_status st = fw_hook_stop(&fw->hook);
+  fw->hook_busy = false;
+  /* --out goes back to what state.json holds; the core forgets the apply; no ack (the hub sends this
+     snapshot again at the next registration), as the Node agent does. */
+  fw_status rst = restore_previous(fw); /* logged */
+  fw->dev.has_applied = fw->core_had_applied;
+  fw->dev.applied = fw->core_applied;
+  fw->dev.applied_acked = fw->core_acked;
+  fw_buf_free(&fw->previous);
+  fw->had_previous = false;
   fw_line l;
   fw_line_start(&l);
-  fw_line_int(&l, "pid", (long long)fw->hook.pid);
   fw_line_uint(&l, "version", fw->work->version);
   if (fw->state.has_applied) fw_line_uint(&l, "keptVersion", fw->state.mark.version);
   else fw_line_null(&l, "keptVersion");
-  fw_line_emit(&l, FW_WARN, "stopping while --exec still runs; it runs on, and the state folder keeps the previous version");
-  fw_hook_abandon(&fw->hook);
-  fw->hook_busy = false;
+  fw_line_emit(&l, FW_WARN, "stopped during --exec; the previous config is back");
+  return st != FW_OK ? st : rst;
 }

@@ -43,8 +43,12 @@ fw_status fw_device_on_snapshot(fw_ctx *fw, const uint8_t *data, size_t len, con
  */
 fw_status fw_device_poll_hook(fw_ctx *fw, bool stopping);
 
-/* henge-fw stops while a hook still runs: says so and leaves it running (as the Node agent). Cannot fail. */
-void fw_device_abandon_hook(fw_ctx *fw);
+/*
+ * henge-fw stops while a hook still runs: the hook's process group is killed, --out put back as it was
+ * (what state.json holds), no ack; logged (as the Node agent). FW_OK, or the failure of the kill or the
+ * restore (logged).
+ */
+fw_status fw_device_stop_hook(fw_ctx *fw);
 
 /* The largest --out kept to put back after a failed hook (a larger one fails the apply). */
 #define FW_PREVIOUS_MAX ((size_t)16 * 1024 * 1024)

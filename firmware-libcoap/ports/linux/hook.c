@@ -2,8 +2,8 @@
  * hook.c: the --exec hook (hook.h): fork, execve /bin/sh, non-blocking pipes, waitpid(WNOHANG), and a
  * deadline the loop checks; no threads, no signal handler (SIGCHLD keeps its default).
  *
- * Functions that can fail return an fw_status. Those that cannot return nothing: fw_hook_init,
- * fw_hook_abandon, and the pure helpers below (names, UTF-8 repair, trimming, the tail's last lines);
+ * Functions that can fail return an fw_status. Those that cannot return nothing: fw_hook_init and the
+ * pure helpers below (names, UTF-8 repair, trimming, the tail's last lines);
  * run_child does not return (it execs /bin/sh, or reports errno through its pipe and _exits).
  */
 #include "hook.h"
@@ -455,8 +455,23 @@ fw_status fw_hook_finish(fw_hook *h, fw_hook_result *r) {
   return FW_OK;
 }
 
-void fw_hook_abandon(fw_hook *h) {
+fw_status fw_hook_stop(fw_hook *h) {
+  if (!h->active) return FW_OK;
+  fw_status st = FW_OK;
+  if (!h->start_failed && !h->exited) {
+    /* The whole process group, as at the deadline; then reap the shell (SIGKILL: it goes at once). */
+    (void)kill(-h->pid, SIGKILL);
+    (void)kill(h->pid, SIGKILL);
+    int status = 0;
+    pid_t r;
+    do {
+      r = waitpid(h->pid, &status, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r != h->pid) st = FW_E_IO;
+    h->exited = true;
+  }
   close_fd(&h->out_fd);
   close_fd(&h->err_fd);
   h->active = false;
+  return st;
 }

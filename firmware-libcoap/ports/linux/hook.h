@@ -73,9 +73,9 @@ fw_status fw_hook_poll(fw_hook *h, uint64_t now_ms, bool *done);
 fw_status fw_hook_finish(fw_hook *h, fw_hook_result *r);
 
 /*
- * Gives up on a hook still running (henge-fw is stopping): closes the pipes and forgets it; the process
- * group runs on, as the Node agent leaves it. Cannot fail.
+ * Ends a hook still running (henge-fw is stopping): kills its process group, reaps the shell, closes the
+ * pipes and leaves h inactive. FW_OK, or FW_E_IO when the shell could not be reaped.
  */
-void fw_hook_abandon(fw_hook *h);
+fw_status fw_hook_stop(fw_hook *h);
 
 #endif

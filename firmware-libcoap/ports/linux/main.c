@@ -145,8 +145,8 @@ static void run(fw_ctx *fw) {
 
 /*
  * Stopping while a hook runs: let it finish, STOP_DRAIN_MS at most, the link still served (its apply
- * then counts, or --out goes back, as usual, and the ack is sent); after that it is left running. As the
- * Node agent's shutdown does.
+ * then counts, or --out goes back, as usual, and the ack is sent); after that its process group is killed
+ * and --out goes back to what state.json holds, without an ack. As the Node agent's shutdown does.
  */
 static void drain_hook(fw_ctx *fw) {
   uint64_t until = fw_now_ms() + STOP_DRAIN_MS;
@@ -161,7 +161,7 @@ static void drain_hook(fw_ctx *fw) {
     }
   }
   if (fw->hook_busy) {
-    fw_device_abandon_hook(fw);
+    (void)fw_device_stop_hook(fw); /* logged */
     return;
   }
   /* Its ack goes now (beside an exchange it supersedes); the deregistration's wait reads the answer.
