@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { NotFoundError } from '../errors.ts';
 import { LevelStore } from '../store/level-store.ts';
 import { verifyStore } from '../store/verify.ts';
-import { addDevice, recordAcks, removeDevice } from './commands.ts';
+import { addDevice, recordAcks, removeDevice, setValues } from './commands.ts';
+import { deviceState } from './queries.ts';
 import { HubCore } from './core.ts';
 import { EventType } from './events.ts';
 import type { HengeEvent } from './events.ts';
@@ -62,4 +63,27 @@ test('acks - an ack of a device that is gone is refused alone; the rest are reco
   assert.ok(alone[0] instanceof NotFoundError);
   assert.equal(core.state.seq, seq, 'a batch of refused acks writes nothing');
   await core.close();
+});
+
+test('acks - a late ack of an older version (one a device abandoned for a newer one) is logged but does not replace the newest report', async () => {
+  const { core, path } = await openCore();
+  await addDevice(core, ctx, { id: 'late', values: { x: 1 } });
+  const v1 = core.state.snapshots.get('late')?.snapshot.version ?? -1;
+  await setValues(core, ctx, { device: 'late' }, { x: 2 }, false);
+  const v2 = core.state.snapshots.get('late')?.snapshot.version ?? -1;
+  assert.ok(v2 > v1);
+  // The device failed to apply v2 and said so; the applied ack of v1 it had abandoned arrives afterwards.
+  assert.deepEqual(await recordAcks(core, [{ device: 'late', version: v2, status: 'failed', message: 'hook exited 1' }]), [null]);
+  assert.deepEqual(await recordAcks(core, [{ device: 'late', version: v1, status: 'applied' }]), [null]);
+  const report = core.state.reports.get('late');
+  assert.equal(report?.lastAck?.version, v2, 'the newest report stands');
+  assert.equal(report.lastAck.status, 'failed');
+  assert.equal(report.appliedVersion, v1, 'v1 was applied: the applied version moves');
+  assert.equal(deviceState(core, undefined, 'late').sync, 'failed', 'the fleet still shows the failure');
+  const logged: string[] = [];
+  for await (const [, raw] of core.store.log()) logged.push(raw);
+  assert.equal(logged.filter((l) => l.includes(EventType.AckReceived)).length, 2, 'both acks are in the log');
+  await core.close();
+  const verify = await verifyStore(new LevelStore(path));
+  assert.deepEqual(verify.differences, [], 'the views equal a replay of the log');
 });

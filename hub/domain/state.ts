@@ -269,13 +269,18 @@ export class HubState {
         const issued = this.versions.get(e.data.device) ?? 0;
         const moves = e.data.status === 'applied' && e.data.version > (prev.appliedVersion ?? -1) && e.data.version <= issued;
         const applied = moves ? e.data.version : prev.appliedVersion;
-        const lastAck = {
-          version: e.data.version,
-          status: e.data.status,
-          time: e.time,
-          ...(e.data.message !== undefined ? { message: e.data.message } : {}),
-          ...(e.data.latencyMs !== undefined ? { latencyMs: e.data.latencyMs } : {}),
-        };
+        // The device's newest report stands: an older version's ack arriving late (one the device abandoned
+        // for a newer one, docs/protocol.md "Ack") is in the log but must not hide a newer failure.
+        const newest = prev.lastAck === null || e.data.version >= prev.lastAck.version;
+        const lastAck = newest
+          ? {
+              version: e.data.version,
+              status: e.data.status,
+              time: e.time,
+              ...(e.data.message !== undefined ? { message: e.data.message } : {}),
+              ...(e.data.latencyMs !== undefined ? { latencyMs: e.data.latencyMs } : {}),
+            }
+          : prev.lastAck;
         this.reports.set(e.data.device, { ...prev, appliedVersion: applied, lastAck });
         t.keys.add(ViewKey.report(e.data.device));
         break;
