@@ -16,7 +16,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { waitFor, watchLogs } from '../test/helpers/agent-process.ts';
 import type { LoggingProcess } from '../test/helpers/agent-process.ts';
-import { HENGE_FW, HENGE_FW_ASAN, VALGRIND, makeFirmware, needFirmwareToolchain, needTools } from '../test/helpers/firmware.ts';
+import { HENGE_FW, HENGE_FW_ASAN, VALGRIND, firmwareReady, needTools } from '../test/helpers/firmware.ts';
 import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
 import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
 
@@ -42,12 +42,7 @@ after(async () => {
   await sandbox?.cleanup();
 });
 
-function built(t: TestContext, target: string): boolean {
-  if (!needFirmwareToolchain(t, { libcoap: true })) return false;
-  const r = makeFirmware([target]);
-  assert.ok(r.ok, `make ${target} failed:\n${r.output}`);
-  return true;
-}
+const built = (t: TestContext, target: string): boolean => firmwareReady(t, [target], { libcoap: true });
 
 async function patch(id: string, values: Record<string, unknown>): Promise<void> {
   const res = await fetch(`${hub.url}/devices/${id}/values`, {

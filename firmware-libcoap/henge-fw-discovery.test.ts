@@ -13,7 +13,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { StateStore } from '../agent/state.ts';
-import { HENGE_FW, HENGE_FW_ASAN, makeFirmware, needFirmwareToolchain } from '../test/helpers/firmware.ts';
+import { HENGE_FW, HENGE_FW_ASAN, firmwareReady } from '../test/helpers/firmware.ts';
 import { childEnv, createNetnsPair, netnsMissing, skipOrFail } from '../test/helpers/netns.ts';
 import type { ManagedProcess, NetnsPair } from '../test/helpers/netns.ts';
 import { HENGE_BIN, ROOT } from '../test/helpers/processes.ts';
@@ -58,7 +58,6 @@ describe('henge-fw - hub discovery over mDNS between two network namespaces', ()
   let dir = '';
   let hubId = '';
   let skipped: string | undefined;
-  let built = false;
   const env = (): NodeJS.ProcessEnv => childEnv({ XDG_CONFIG_HOME: join(dir, 'config'), NODE_NO_WARNINGS: '1' });
   const henge = async (args: readonly string[]): Promise<string> => {
     assert.ok(pair);
@@ -90,13 +89,7 @@ describe('henge-fw - hub discovery over mDNS between two network namespaces', ()
       skipOrFail(t, skipped);
       return false;
     }
-    if (!needFirmwareToolchain(t, { libcoap: true })) return false;
-    if (!built) {
-      const r = makeFirmware(['build/henge-fw', 'build/asan/henge-fw']);
-      assert.ok(r.ok, `make build/henge-fw build/asan/henge-fw failed:\n${r.output}`);
-      built = true;
-    }
-    return true;
+    return firmwareReady(t, ['build/henge-fw', 'build/asan/henge-fw'], { libcoap: true });
   };
 
   /** henge-fw in B without --hub; with `key`, over coaps (the ASan + UBSan build). */

@@ -8,13 +8,14 @@
  * a hook runs applies after it; a hook that leaves `sleep 30 &` behind counts as done when its shell exits.
  */
 import { after, before, describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { render } from '../agent/formats.ts';
 import { startAgentProcess, waitFor } from '../test/helpers/agent-process.ts';
 import type { LoggingProcess, LogLine } from '../test/helpers/agent-process.ts';
-import { HENGE_FW_ASAN, makeFirmware, needFirmwareToolchain, startFirmwareProcess } from '../test/helpers/firmware.ts';
+import { HENGE_FW_ASAN, firmwareReady, startFirmwareProcess } from '../test/helpers/firmware.ts';
 import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
 import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
 
@@ -44,16 +45,8 @@ async function gone(pid: number): Promise<boolean> {
   return /\) Z /.test(stat);
 }
 
-let built: boolean | undefined;
-function ensureBuilt(t: Parameters<typeof needFirmwareToolchain>[0]): boolean {
-  if (!needFirmwareToolchain(t, { libcoap: true })) return false;
-  if (built === undefined) {
-    const r = makeFirmware(['build/asan/henge-fw']);
-    assert.ok(r.ok, `make build/asan/henge-fw failed:\n${r.output}`);
-    built = true;
-  }
-  return built;
-}
+/** Builds henge-fw (ASan + UBSan) once; false (test skipped) without the toolchain or libcoap3-dev. */
+const ensureBuilt = (t: TestContext): boolean => firmwareReady(t, ['build/asan/henge-fw'], { libcoap: true });
 
 /** Background sleeps the hooks left running (killed at the end, by pid). */
 const leftBehind: number[] = [];

@@ -5,6 +5,7 @@
  * converges. Over plain CoAP (hub --insecure) and over DTLS-PSK with the key `henge device add` printed.
  */
 import { after, before, describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { StateStore } from '../agent/state.ts';
 import type { ConfigValue } from '../protocol/snapshot.ts';
 import { waitFor } from '../test/helpers/agent-process.ts';
 import type { LogLine } from '../test/helpers/agent-process.ts';
-import { HENGE_FW, HENGE_FW_ASAN, makeFirmware, needFirmwareToolchain, startFirmwareProcess } from '../test/helpers/firmware.ts';
+import { HENGE_FW, HENGE_FW_ASAN, firmwareReady, startFirmwareProcess } from '../test/helpers/firmware.ts';
 import type { FirmwareProcess } from '../test/helpers/firmware.ts';
 import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
 import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
@@ -37,17 +38,8 @@ async function readJson(path: string): Promise<Record<string, unknown> | undefin
   }
 }
 
-let built: boolean | undefined;
-/** Builds henge-fw once per file; false (test skipped) without the toolchain or libcoap3-dev. */
-function ensureBuilt(t: Parameters<typeof needFirmwareToolchain>[0]): boolean {
-  if (!needFirmwareToolchain(t, { libcoap: true })) return false;
-  if (built === undefined) {
-    const r = makeFirmware(['build/henge-fw', 'build/asan/henge-fw']);
-    assert.ok(r.ok, `make build/henge-fw build/asan/henge-fw failed:\n${r.output}`);
-    built = true;
-  }
-  return built;
-}
+/** Builds henge-fw (plain and ASan + UBSan) once; false (test skipped) without the toolchain or libcoap3-dev. */
+const ensureBuilt = (t: TestContext): boolean => firmwareReady(t, ['build/henge-fw', 'build/asan/henge-fw'], { libcoap: true });
 
 const running: FirmwareProcess[] = [];
 after(async () => {

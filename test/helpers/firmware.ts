@@ -125,10 +125,39 @@ export interface MakeResult {
   readonly output: string;
 }
 
-/** Runs make in firmware-libcoap/ for `targets` (incremental; each target family has its own object folder). */
-export function makeFirmware(targets: readonly string[], timeoutMs = 300_000): MakeResult {
-  const r = spawnSync('make', ['-C', FIRMWARE_DIR, '--no-print-directory', ...targets], { encoding: 'utf8', timeout: timeoutMs });
+/**
+ * Runs make in firmware-libcoap/ (or in `dir`, a folder under it) for `targets` (incremental; each
+ * target family has its own object folder).
+ */
+export function makeFirmware(targets: readonly string[], timeoutMs = 300_000, dir?: string): MakeResult {
+  const r = spawnSync('make', ['-C', dir === undefined ? FIRMWARE_DIR : join(FIRMWARE_DIR, dir), '--no-print-directory', ...targets], { encoding: 'utf8', timeout: timeoutMs });
   return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
+}
+
+/** The builds `firmwareReady` made in this process: the folder and the arguments given to make. */
+const madeOnce = new Set<string>();
+
+/**
+ * For a test that runs a firmware program: skips it (or, with CI=true, fails it) as
+ * `needFirmwareToolchain` does when the toolchain (and with `libcoap`, libcoap3-dev; with `arm`, the
+ * ARM toolchain) is missing, then runs make for `targets` (make's goals, and flags such as `-s`; none
+ * for the default goal) in firmware-libcoap/ or in `dir` under it, once per process, and asserts that it
+ * succeeded, with make's output. True when the test can go on; a failed build is tried again by the
+ * next test.
+ */
+export function firmwareReady(
+  t: TestContext,
+  targets: readonly string[],
+  opts: { readonly libcoap?: boolean; readonly arm?: boolean; readonly dir?: string } = {},
+): boolean {
+  if (!needFirmwareToolchain(t, opts)) return false;
+  const key = JSON.stringify([opts.dir ?? '', ...targets]);
+  if (!madeOnce.has(key)) {
+    const r = makeFirmware(targets, 300_000, opts.dir);
+    assert.ok(r.ok, `make ${[...(opts.dir === undefined ? [] : ['-C', opts.dir]), ...targets].join(' ')} failed:\n${r.output}`);
+    madeOnce.add(key);
+  }
+  return true;
 }
 
 /** henge-fw as a child process: its JSON log lines can be awaited like the Node agent's. */

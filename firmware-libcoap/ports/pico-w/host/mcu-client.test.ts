@@ -3,40 +3,27 @@
  * on Linux as henge-mcu-host (ASan + UBSan, Debian's libcoap) against a real hub, over plain CoAP and
  * over DTLS-PSK: the LED follows `led` and `blink_ms`, a snapshot over 2 KB arrives whole (Block2) and
  * fits the MCU limits, one beyond them is acked "rejected" and changes nothing, the applied config
- * survives a restart in the A/B slots of its flash image, and SIGTERM ends it cleanly. And "newest ack
- * first" (docs/protocol.md, "Ack") through a filter relay (test/helpers/filter-relay.ts) that drops exactly
- * the datagrams of each situation: the ack of a newer snapshot goes at once beside an older ack still in
- * flight (whose late answer settles nothing), and after a re-registration in flight the ack goes at once
- * and the client registers again right after it.
+ * survives a restart in the A/B slots of its flash image, and SIGTERM ends it cleanly. Its "newest ack
+ * first" runs in firmware-libcoap/newest-ack.test.ts, the same suite as henge-fw's.
  *
  * What this cannot show: the boards' SDK glue (Wi-Fi, lwIP's raw API, the flash and LED drivers).
  */
 import { after, before, describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { waitFor } from '../../../../test/helpers/agent-process.ts';
 import type { LogLine } from '../../../../test/helpers/agent-process.ts';
-import { FIRMWARE_BUILD, FIRMWARE_DIR, needFirmwareToolchain, startFirmwareProcess } from '../../../../test/helpers/firmware.ts';
+import { FIRMWARE_BUILD, firmwareReady, startFirmwareProcess } from '../../../../test/helpers/firmware.ts';
 import type { FirmwareProcess } from '../../../../test/helpers/firmware.ts';
-import { Direction, ackVersionOf, isRegistration, startFilterRelay } from '../../../../test/helpers/filter-relay.ts';
-import type { FilterRelay } from '../../../../test/helpers/filter-relay.ts';
 import { makeSandbox, runCli, startHubProcess } from '../../../../test/helpers/processes.ts';
 import type { HubProcess, Sandbox } from '../../../../test/helpers/processes.ts';
-import { run } from '../../../../test/helpers/firmware.ts';
 
 const BIN = join(FIRMWARE_BUILD, 'mcu-host', 'henge-mcu-host');
 
-let built: boolean | undefined;
-function ensureBuilt(t: Parameters<typeof needFirmwareToolchain>[0]): boolean {
-  if (!needFirmwareToolchain(t, { libcoap: true })) return false;
-  if (built === undefined) {
-    const r = run('make', ['-C', join(FIRMWARE_DIR, 'ports', 'pico-w', 'host'), '--no-print-directory', '-s'], 300_000);
-    assert.equal(r.code, 0, `make -C ports/pico-w/host failed:\n${r.output}`);
-    built = true;
-  }
-  return built;
-}
+/** Builds henge-mcu-host (make -C ports/pico-w/host) once; false (test skipped) without the toolchain or libcoap3-dev. */
+const ensureBuilt = (t: TestContext): boolean => firmwareReady(t, ['-s'], { libcoap: true, dir: join('ports', 'pico-w', 'host') });
 
 const running: FirmwareProcess[] = [];
 after(async () => {
@@ -153,122 +140,3 @@ function story(secure: boolean): void {
 
 story(false);
 story(true);
-
-describe('henge-mcu-host newest ack', () => {
-  let sandbox: Sandbox;
-  let hub: HubProcess;
-  let token = '';
-  const relays: FilterRelay[] = [];
-
-  before(async () => {
-    sandbox = await makeSandbox('henge-mcu-newest-ack-');
-    // The shortest keepalive the hub takes: a re-registration every 3.5-4.25 s.
-    hub = await startHubProcess(sandbox, ['--keepalive', '5']);
-    assert.ok(hub.token);
-    token = hub.token;
-  });
-  after(async () => {
-    await Promise.all(relays.map((r) => r.close()));
-    await hub?.stop();
-    await sandbox?.cleanup();
-  });
-
-  const cli = async (...args: string[]): Promise<void> => {
-    const r = await runCli(sandbox, args);
-    assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
-  };
-  const state = async (id: string): Promise<{ sync: string; appliedVersion: number | null; desiredVersion: number }> => {
-    const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
-    return (await r.json()) as { sync: string; appliedVersion: number | null; desiredVersion: number };
-  };
-  const convergedOn = (id: string, version: number, timeoutMs: number): Promise<true> =>
-    waitFor(`${id} converged on v${version}`, async () => {
-      const s = await state(id);
-      return s.sync === 'converged' && s.appliedVersion === version ? true : undefined;
-    }, timeoutMs);
-  const newRelay = async (): Promise<FilterRelay> => {
-    assert.ok(hub.coapPort);
-    const relay = await startFilterRelay({ host: '127.0.0.1', port: hub.coapPort });
-    relays.push(relay);
-    return relay;
-  };
-  const start = async (id: string, relay: FilterRelay): Promise<FirmwareProcess> => {
-    const dir = join(sandbox.dir, id);
-    await mkdir(dir, { recursive: true });
-    const p = startFirmwareProcess(sandbox, ['--id', id, '--hub', `127.0.0.1:${relay.port}`, '--flash', join(dir, 'flash.img'), '--backoff-max', '2'], {}, BIN);
-    running.push(p);
-    return p;
-  };
-  const delivered = (version: number) => (l: LogLine): boolean => new RegExp(`^ack of version ${version} \\(applied\\): 2\\.04$`).test(l.msg);
-
-  test('mcu client newest ack - an older ack in flight: the newest ack reaches the hub at once, and the late answer to the old one settles nothing', { timeout: 90_000 }, async (t) => {
-    if (!ensureBuilt(t)) return;
-    const id = 'mcu-older-ack';
-    await cli('device', 'add', id, '--set', 'led=true');
-    const v1 = (await state(id)).desiredVersion;
-    const relay = await newRelay();
-    // Every POST of the ack of v1 (or older) is lost: that exchange retransmits for up to 93 s.
-    relay.setFilter((d) => d.direction === Direction.Up && (ackVersionOf(d.msg) ?? Number.POSITIVE_INFINITY) <= v1);
-    const fw = await start(id, relay);
-    await fw.waitForLog((l) => l.msg.startsWith(`applied version ${v1} `), 20_000);
-    await waitFor('the ack of v1 retransmitted', () => (relay.log.filter((e) => e.dropped && ackVersionOf(e.msg) === v1).length >= 2 ? true : undefined), 15_000);
-
-    const t0 = performance.now();
-    await cli('set', id, 'led=false');
-    const v2 = (await state(id)).desiredVersion;
-    await convergedOn(id, v2, 10_000);
-    t.diagnostic(`henge set -> the hub holds the ack of v${v2}, the ack of v${v1} still in flight: ${(performance.now() - t0).toFixed(0)} ms`);
-    await fw.waitForLog(delivered(v2), 5_000);
-
-    // The v1 exchange goes on; once a retransmission passes, the hub answers it: the client ignores that answer.
-    const mark = relay.log.length;
-    relay.setFilter(null);
-    await waitFor('the hub answers a retransmission of the ack of v1', () => (relay.log.slice(mark).some((e) => e.direction === Direction.Down && ackVersionOf(e.answers) === v1) ? true : undefined), 40_000, 100);
-    await fw.waitForLog((l) => l.msg.startsWith(`a late answer to the superseded ack of version ${v1}: 2.04`), 5_000);
-    assert.ok(!fw.logs().some(delivered(v1)), 'a late answer to the superseded ack is not an ack delivered');
-    assert.equal((await state(id)).appliedVersion, v2);
-
-    await cli('set', id, 'led=true');
-    await convergedOn(id, (await state(id)).desiredVersion, 10_000);
-    assert.equal(await fw.stop('SIGTERM'), 0, fw.stderr().slice(-4000));
-  });
-
-  test('mcu client newest ack - a re-registration in flight: the ack reaches the hub at once, then the client registers again', { timeout: 90_000 }, async (t) => {
-    if (!ensureBuilt(t)) return;
-    const id = 'mcu-reregistration';
-    await cli('device', 'add', id, '--set', 'led=true');
-    const relay = await newRelay();
-    const fw = await start(id, relay);
-    await convergedOn(id, (await state(id)).desiredVersion, 20_000);
-
-    // From now on the hub's answers to (re-)registrations are lost: the next keepalive stays in flight.
-    const mark = relay.log.length;
-    relay.setFilter((d) => d.direction === Direction.Down && isRegistration(d.answers));
-    await waitFor('a re-registration in flight (its answer dropped)', () => (relay.log.slice(mark).some((e) => e.dropped) ? true : undefined), 15_000, 50);
-
-    const t0 = performance.now();
-    await cli('set', id, 'led=false');
-    const v2 = (await state(id)).desiredVersion;
-    await convergedOn(id, v2, 5_000);
-    t.diagnostic(`henge set -> the hub holds the ack of v${v2}, a re-registration in flight: ${(performance.now() - t0).toFixed(0)} ms`);
-
-    // The notification ended the re-registration (libcoap ends every request with its token), unanswered:
-    // the client registers again right after the ack, not at its next keepalive.
-    const answered = relay.log.find((e, i) => i >= mark && e.direction === Direction.Down && !e.dropped && ackVersionOf(e.answers) === v2);
-    assert.ok(answered, `the hub's answer to the ack of v${v2} passed the relay`);
-    const before = new Set(relay.log.slice(0, relay.log.indexOf(answered)).filter((e) => e.direction === Direction.Up && isRegistration(e.msg)).map((e) => e.msg?.messageId));
-    const again = await waitFor('a new registration after the ack', () => relay.log.find((e) => e.at >= answered.at && e.direction === Direction.Up && isRegistration(e.msg) && !before.has(e.msg?.messageId)), 10_000, 50);
-    const gap = again.at - answered.at;
-    t.diagnostic(`the ack answered -> a new registration: ${gap} ms`);
-    assert.ok(gap < 1_500, `registered again ${gap} ms after the ack (the next keepalive is 3.5-4.25 s away)`);
-
-    // The answers pass again: a registration is answered, and the client stays up.
-    const back = relay.log.length;
-    relay.setFilter(null);
-    await waitFor('a registration answered', () => (relay.log.slice(back).some((e) => e.direction === Direction.Down && !e.dropped && isRegistration(e.answers)) ? true : undefined), 15_000, 50);
-    assert.ok(!fw.logs().some((l) => /hub unreachable|refused/.test(l.msg)), `the session never failed:\n${fw.stderr().slice(-4000)}`);
-    await cli('set', id, 'led=true');
-    await convergedOn(id, (await state(id)).desiredVersion, 10_000);
-    assert.equal(await fw.stop('SIGTERM'), 0, fw.stderr().slice(-4000));
-  });
-});
