@@ -65,6 +65,9 @@ interface Exchange {
   readonly token: Buffer;
 }
 
+/** How long close() waits for the answers still owed (acks and enrollments being made durable). */
+const CLOSE_WAIT_MS = 5_000;
+
 /** Critical options (odd numbers) that coap-packet names but henge does not implement: 4.02. */
 const CRITICAL_UNSUPPORTED = new Set(['OSCORE', 'Proxy-Uri', 'Proxy-Scheme', 'Q-Block1', 'Q-Block2']);
 
@@ -77,6 +80,8 @@ export class CoapEndpoint {
   private readonly answered = new AnswerCache();
   private readonly owed = new OwedAnswers();
   private closing = false;
+  /** The socket is closed (or closing): an answer still owed then is dropped, as close() warned. */
+  private closed = false;
   private readonly duplicates: DuplicateIdentityWatch;
   private readonly unsubscribe: () => void;
   private nonMid = Math.floor(Math.random() * 0x10000);
@@ -132,7 +137,12 @@ export class CoapEndpoint {
     this.closing = true;
     this.unsubscribe();
     this.registry.close();
-    await this.owed.settled();
+    // Not for ever: a store that never finishes a write must not keep the hub from stopping.
+    let timer: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([this.owed.settled().then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (!settled) this.opts.log?.warn({ owed: this.owed.count, waitedMs: CLOSE_WAIT_MS }, 'closing with answers still owed (their requests were not answered)');
+    this.closed = true;
     await this.transport.close();
   }
 
@@ -199,7 +209,7 @@ export class CoapEndpoint {
 
   /** Sends a request's answer, kept for repeating it to a duplicate of a CON request. */
   private reply(dedupKey: string | null, bytes: Buffer | undefined, to: Peer): void {
-    if (!bytes) return;
+    if (!bytes || this.closed) return;
     if (dedupKey) this.answered.remember(dedupKey, bytes);
     this.transport.send(bytes, to);
   }
