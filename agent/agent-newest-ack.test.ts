@@ -75,8 +75,8 @@ describe('henge agent - newest ack first', () => {
     relay.setFilter((d) => d.direction === Direction.Up && (ackVersionOf(d.msg) ?? Infinity) <= stuck);
     await waitFor('the ack of the stuck version to be lost once', () => (relay.log.some((d) => d.dropped && ackVersionOf(d.msg) === stuck) ? true : undefined), 10_000);
 
-    const t0 = performance.now();
     await cli('set', id, 'mode=c');
+    const t0 = performance.now();
     const newest = (await state(id)).desiredVersion;
     assert.ok(newest > stuck);
     await waitFor(`the hub to hold the ack of ${newest}`, async () => ((await state(id)).appliedVersion === newest ? true : undefined), 15_000);
@@ -104,8 +104,8 @@ describe('henge agent - newest ack first', () => {
     relay.setFilter((d) => d.direction === Direction.Down && isRegistration(d.answers));
     await waitFor('a re-registration whose answer was lost', () => (relay.log.slice(from).some((d) => d.dropped) ? true : undefined), 15_000);
 
-    const t0 = performance.now();
     await cli('set', id, 'mode=z');
+    const t0 = performance.now(); // from the change (a CLI process start is not what is measured)
     const version = (await state(id)).desiredVersion;
     await waitFor(`the hub to hold the ack of ${version}`, async () => ((await state(id)).appliedVersion === version ? true : undefined), 15_000);
     const ms = performance.now() - t0;

@@ -352,6 +352,8 @@ export class Agent {
         if (!controller.signal.aborted || this.stopping) throw err;
         this.log.debug({}, 're-registration abandoned for an ack; registering again after it');
         await this.acks.settled;
+        // Stopping meanwhile (shutdown waits on that same ack): no registration now, just before the deregistration.
+        if (this.stopping) throw err;
       } finally {
         if (this.regFlight === flight) this.regFlight = null;
       }
