@@ -328,7 +328,9 @@ static void step_ack(reader *r, model *m, henge_device *dev) {
   } else {
     return;
   }
-  /* Newest ack first: the pending ack supersedes `sent` exactly when it is another ack. */
+  /* Newest ack first: the pending ack supersedes `sent` exactly when it is another ack. (Every ack the
+     core makes pending here carries hash and incarnation, so comparing them below is comparing the acks.) */
+  CHECK(sent.has_hash && sent.has_incarnation, "a pending ack without its hash or incarnation");
   bool supersedes = false;
   CHECK(henge_device_ack_supersedes(dev, &sent, &supersedes) == HENGE_OK, "ack_supersedes failed");
   bool other = m->has_pending && (m->pending.version != sent.version || m->pending.status != sent.status ||

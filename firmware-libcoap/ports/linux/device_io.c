@@ -471,6 +471,8 @@ fw_status fw_device_stop_hook(fw_ctx *fw) {
   fw->dev.has_applied = fw->core_had_applied;
   fw->dev.applied = fw->core_applied;
   fw->dev.applied_acked = fw->core_acked;
+  fw->dev.has_pending = false; /* the stopped apply's "applied" ack: never sent (henge-fw is stopping) */
+  fw->ack_due = false;
   fw_buf_free(&fw->previous);
   fw->had_previous = false;
   fw_line l;

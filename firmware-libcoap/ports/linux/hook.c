@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "render.h"
@@ -462,11 +463,17 @@ fw_status fw_hook_stop(fw_hook *h) {
     /* The whole process group, as at the deadline; then reap the shell (SIGKILL: it goes at once). */
     (void)kill(-h->pid, SIGKILL);
     (void)kill(h->pid, SIGKILL);
+    /* Reaped within FW_HOOK_STOP_WAIT_MS: a shell stuck in the kernel (D state) must not hang the stop. */
     int status = 0;
-    pid_t r;
-    do {
-      r = waitpid(h->pid, &status, 0);
-    } while (r < 0 && errno == EINTR);
+    pid_t r = 0;
+    for (int i = 0; i < FW_HOOK_STOP_WAIT_MS / 10 && r == 0; i++) {
+      r = waitpid(h->pid, &status, WNOHANG);
+      if (r == 0 || (r < 0 && errno == EINTR)) {
+        r = 0;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+      }
+    }
     if (r != h->pid) st = FW_E_IO;
     h->exited = true;
   }

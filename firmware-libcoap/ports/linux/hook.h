@@ -73,9 +73,13 @@ fw_status fw_hook_poll(fw_hook *h, uint64_t now_ms, bool *done);
 fw_status fw_hook_finish(fw_hook *h, fw_hook_result *r);
 
 /*
- * Ends a hook still running (henge-fw is stopping): kills its process group, reaps the shell, closes the
- * pipes and leaves h inactive. FW_OK, or FW_E_IO when the shell could not be reaped.
+ * Ends a hook still running (henge-fw is stopping): kills its process group, reaps the shell (waiting
+ * FW_HOOK_STOP_WAIT_MS at most), closes the pipes and leaves h inactive. FW_OK, or FW_E_IO when the shell
+ * could not be reaped in time.
  */
 fw_status fw_hook_stop(fw_hook *h);
+
+/* How long fw_hook_stop waits to reap the killed shell. */
+#define FW_HOOK_STOP_WAIT_MS 1000
 
 #endif
