@@ -26,7 +26,7 @@ export interface RelayCounters {
   readonly endpoints: number;
   /**
    * Per device endpoint, by the port the hub sees it on (the relay's upstream socket): the most
-   * transmissions of one confirmable exchange dropped in a row, device to hub (one request: same message
+   * transmissions of one confirmable exchange dropped in a row (since the start, or the last resetRuns()), device to hub (one request: same message
    * id) and hub to device (its confirmable notifications). 4 means the exchange needed its fifth and last
    * transmission (RFC 7252: 30-45 s after the first), 5 that the network cut it entirely.
    */
@@ -112,7 +112,12 @@ function runRelay(target: { host: string; port: number }, loss: number, jitterMs
     pass(flow.up, msg, true, () => up.send(msg, target.port, target.host));
   });
   front.bind(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: front.address().port })}\n`));
-  process.stdin.resume();
+  // `reset-runs`: count drops in a row afresh from now (exchanges that start after a test's last change).
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line.trim() !== 'reset-runs') return;
+    for (const f of flows.values()) for (const run of [f.up.run, f.down.run]) Object.assign(run, { key: NaN, lost: 0, max: 0 });
+    process.stdout.write(`${JSON.stringify({ reset: true })}\n`);
+  });
   process.stdin.once('end', () => process.exit(0));
   process.once('SIGTERM', () => {
     const lostInARow: Record<string, { up: number; down: number }> = {};
@@ -124,6 +129,8 @@ function runRelay(target: { host: string; port: number }, loss: number, jitterMs
 
 export interface LossyRelay {
   readonly port: number;
+  /** From now on `lostInARow` counts only what happens from here (resolves once the relay has done it). */
+  resetRuns(): Promise<void>;
   /** Ends the relay (SIGTERM, by its pid) and returns its counters. */
   stop(): Promise<RelayCounters>;
 }
@@ -144,6 +151,11 @@ export async function startLossyRelay(target: { host: string; port: number }, lo
   let stopped: Promise<RelayCounters> | undefined;
   return {
     port: ready.port,
+    resetRuns: async () => {
+      const done = next();
+      child.stdin?.write('reset-runs\n');
+      await done;
+    },
     stop: () =>
       (stopped ??= (async () => {
         const last = next();
