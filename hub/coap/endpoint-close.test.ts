@@ -18,7 +18,7 @@ import { CoapTestClient } from '../../test/helpers/coap-client.ts';
 import { HubCore } from '../domain/core.ts';
 import { DeviceRuntime } from '../domain/runtime.ts';
 import { LevelStore } from '../store/level-store.ts';
-import type { BatchOp, LogRange, Store } from '../store/store.ts';
+import { FaultyStore } from '../../test/helpers/faulty-store.ts';
 import { CoapEndpoint } from './endpoint.ts';
 import { UdpTransport } from './udp-transport.ts';
 
@@ -98,37 +98,11 @@ test('close - a request that arrives once closing began gets no answer, and noth
   });
 });
 
-/** The real LevelDB store, whose writes can be held back (a disk that stopped answering). */
-class StallingStore implements Store {
-  stalled = false;
-  private readonly inner: LevelStore;
-  constructor(path: string) {
-    this.inner = new LevelStore(path);
-  }
-  get location(): string {
-    return this.inner.location;
-  }
-  open(): Promise<void> {
-    return this.inner.open();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-  write(ops: readonly BatchOp[]): Promise<void> {
-    return this.stalled ? new Promise(() => undefined) : this.inner.write(ops);
-  }
-  views(): AsyncIterable<[string, string]> {
-    return this.inner.views();
-  }
-  log(range?: LogRange): AsyncIterable<[number, string]> {
-    return this.inner.log(range);
-  }
-}
-
 test('close - an ack whose write never ends does not keep the endpoint from closing: 5 s, then a warning naming what was owed', { timeout: 30_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'henge-coap-close-stall-'));
-  const store = new StallingStore(join(dir, 'store'));
+  const store = new FaultyStore(new LevelStore(join(dir, 'store')));
   const core = await HubCore.open(store);
+  let release = (): void => undefined;
   const transport = await UdpTransport.open({ port: 0, host: '127.0.0.1' });
   const warnings: Array<{ obj: object; msg: string }> = [];
   const endpoint = new CoapEndpoint(transport, core, new DeviceRuntime(60), { keepaliveS: 60, log: { warn: (obj, msg) => warnings.push({ obj, msg }), error: () => undefined } });
@@ -136,7 +110,7 @@ test('close - an ack whose write never ends does not keep the endpoint from clos
   try {
     await addDevice(core, ctx, { id: 'stalled', values: { a: 1 } });
     const first = await dev.request({ code: Method.Get, path: '/d/stalled/c' });
-    store.stalled = true;
+    release = store.hold();
     const ack = encodeAck({ version: decodeSnapshot(first.payload).version, status: AckStatus.Applied });
     void dev.request({ code: Method.Post, path: '/d/stalled/a', payload: Buffer.from(ack), contentFormat: ContentFormat.Cbor, timeoutMs: 10_000 }).catch(() => undefined);
     await spinUntil('the endpoint received the ack', () => endpoint.counters.acksReceived === 1);
@@ -148,6 +122,8 @@ test('close - an ack whose write never ends does not keep the endpoint from clos
     assert.equal((warnings[0]?.obj as { owed?: number }).owed, 1);
   } finally {
     await dev.close();
+    release(); // the disk answers again: the held write ends and the core can close
+    await core.close();
     await rm(dir, { recursive: true, force: true });
   }
 });

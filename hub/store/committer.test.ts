@@ -14,7 +14,8 @@ import type { CommandContext, HubObserver } from '../domain/index.ts';
 import type { CommandResult } from '../domain/commands.ts';
 import { logKey } from '../domain/views.ts';
 import { LevelStore } from './level-store.ts';
-import type { BatchOp, LogRange, Store } from './store.ts';
+import { FaultyStore } from '../../test/helpers/faulty-store.ts';
+import type { Store } from './store.ts';
 
 const ctx: CommandContext = { actor: 'test' };
 const dirs: string[] = [];
@@ -34,79 +35,6 @@ async function tempDir(): Promise<string> {
   return d;
 }
 
-interface WriteRecord {
-  readonly keys: readonly string[];
-  done: boolean;
-  failed: boolean;
-}
-
-/** Fault injection around a real LevelStore: writes can be held at a gate and made to fail. */
-class FaultyStore implements Store {
-  /** When set, write() throws this instead of writing. */
-  failWrites: Error | null = null;
-  /** When set, reading the views throws this. */
-  failReads: Error | null = null;
-  readonly writes: WriteRecord[] = [];
-  private gate: Promise<void> | null = null;
-  private releaseGate: () => void = () => undefined;
-
-  constructor(private readonly inner: LevelStore) {
-    stores.push(this);
-  }
-
-  get location(): string {
-    return this.inner.location;
-  }
-
-  open(): Promise<void> {
-    return this.inner.open();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-
-  /** Holds every write until the returned function is called. */
-  hold(): () => void {
-    this.gate = new Promise<void>((r) => {
-      this.releaseGate = r;
-    });
-    return () => {
-      this.gate = null;
-      this.releaseGate();
-    };
-  }
-
-  /** Cleanup: no gate, no faults. */
-  releaseAll(): void {
-    this.failWrites = null;
-    this.failReads = null;
-    this.gate = null;
-    this.releaseGate();
-  }
-
-  async write(ops: readonly BatchOp[]): Promise<void> {
-    const rec: WriteRecord = { keys: ops.map((o) => o.key), done: false, failed: false };
-    this.writes.push(rec);
-    if (this.gate) await this.gate;
-    if (this.failWrites) {
-      rec.failed = true;
-      throw this.failWrites;
-    }
-    await this.inner.write(ops);
-    rec.done = true;
-  }
-
-  async *views(): AsyncIterable<[string, string]> {
-    if (this.failReads) throw this.failReads;
-    yield* this.inner.views();
-  }
-
-  log(range?: LogRange): AsyncIterable<[number, string]> {
-    return this.inner.log(range);
-  }
-}
-
 interface Harness {
   readonly dir: string;
   readonly store: FaultyStore;
@@ -119,6 +47,7 @@ interface Harness {
 async function openHarness(dir?: string): Promise<Harness> {
   const d = dir ?? (await tempDir());
   const store = new FaultyStore(new LevelStore(join(d, 'store')));
+  stores.push(store);
   const batches: number[] = [];
   const reloads: Array<Error | null> = [];
   const observer: HubObserver = {
