@@ -36,9 +36,10 @@ SUITE(timing_cases)
 SUITE(device_cases)
 SUITE(slots_cases)
 SUITE(dnssd_cases)
+SUITE(link_cases)
 
 int main(int argc, char **argv) {
-  const ht_case *suites[] = {snapshot_cases, rules_cases, ack_cases, timing_cases, device_cases, slots_cases, dnssd_cases};
+  const ht_case *suites[] = {snapshot_cases, rules_cases, ack_cases, timing_cases, device_cases, slots_cases, dnssd_cases, link_cases};
   const char *filter = argc > 1 ? argv[1] : NULL;
   int passed = 0, failed = 0;
   for (size_t s = 0; s < sizeof suites / sizeof suites[0]; s++) {

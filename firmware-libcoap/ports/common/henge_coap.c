@@ -31,39 +31,36 @@ henge_status henge_coap_code_text(coap_pdu_code_t code, char out[8]) {
 #define NSTART_BESIDE 2u
 #define NSTART_DEFAULT 1u
 
-henge_status henge_coap_abandon(henge_coap_abandoned *a, coap_session_t *session, henge_coap_abandoned_kind kind, const uint8_t *token,
-                                size_t token_len, coap_mid_t mid, uint64_t version, uint64_t sent_ms) {
-  if (a == NULL || session == NULL || token == NULL || token_len == 0 || token_len > sizeof a->token || a->kind != HENGE_COAP_ABANDONED_NONE)
-    return HENGE_E_ARG;
-  if (kind != HENGE_COAP_ABANDONED_ACK && kind != HENGE_COAP_ABANDONED_REGISTRATION) return HENGE_E_ARG;
-  a->kind = kind;
-  memcpy(a->token, token, token_len);
-  a->token_len = token_len;
-  a->mid = mid;
-  a->version = version;
-  a->until_ms = sent_ms + HENGE_COAP_EXCHANGE_SPAN_MS;
-  coap_session_set_nstart(session, NSTART_BESIDE);
-  return HENGE_OK;
+henge_status henge_coap_next(henge_link *l, coap_session_t *session, const henge_device *dev, uint64_t now_ms, unsigned flags, henge_link_action *action) {
+  if (session == NULL) return HENGE_E_ARG;
+  henge_status st = henge_link_next(l, dev, now_ms, flags, action);
+  if (st == HENGE_OK && henge_link_abandons(*action)) coap_session_set_nstart(session, NSTART_BESIDE);
+  return st;
 }
 
-henge_status henge_coap_abandoned_match(const henge_coap_abandoned *a, coap_bin_const_t token, coap_mid_t mid, bool *match) {
-  if (a == NULL || match == NULL) return HENGE_E_ARG;
-  if (a->kind == HENGE_COAP_ABANDONED_ACK) *match = henge_coap_token_is(token, a->token, a->token_len);
-  else if (a->kind == HENGE_COAP_ABANDONED_REGISTRATION) *match = mid != COAP_INVALID_MID && mid == a->mid;
-  else *match = false;
-  return HENGE_OK;
+henge_status henge_coap_ended(henge_link *l, coap_session_t *session, henge_link_rx rx, uint8_t code_class) {
+  if (session == NULL) return HENGE_E_ARG;
+  bool was_abandoned = false;
+  henge_status st = henge_link_ended(l, rx, code_class, &was_abandoned);
+  if (st == HENGE_OK && was_abandoned) coap_session_set_nstart(session, NSTART_DEFAULT);
+  return st;
 }
 
-henge_status henge_coap_abandoned_end(henge_coap_abandoned *a, coap_session_t *session) {
-  if (a == NULL) return HENGE_E_ARG;
-  if (a->kind != HENGE_COAP_ABANDONED_NONE && session != NULL) coap_session_set_nstart(session, NSTART_DEFAULT);
-  memset(a, 0, sizeof *a);
-  a->mid = COAP_INVALID_MID;
-  return HENGE_OK;
+henge_status henge_coap_expire(henge_link *l, coap_session_t *session, uint64_t now_ms, bool *ended) {
+  if (session == NULL) return HENGE_E_ARG;
+  henge_status st = henge_link_expire(l, now_ms, ended);
+  if (st == HENGE_OK && *ended) coap_session_set_nstart(session, NSTART_DEFAULT);
+  return st;
 }
 
-henge_status henge_coap_abandoned_expire(henge_coap_abandoned *a, coap_session_t *session, uint64_t now_ms, bool *ended) {
-  if (a == NULL || ended == NULL) return HENGE_E_ARG;
-  *ended = a->kind != HENGE_COAP_ABANDONED_NONE && now_ms >= a->until_ms;
-  return *ended ? henge_coap_abandoned_end(a, session) : HENGE_OK;
+henge_status henge_coap_token_cancelled(henge_link *l, coap_session_t *session, bool *reregistration_ended) {
+  if (session == NULL) return HENGE_E_ARG;
+  bool abandoned_ended = false;
+  henge_status st = henge_link_token_cancelled(l, &abandoned_ended, reregistration_ended);
+  if (st == HENGE_OK && abandoned_ended) coap_session_set_nstart(session, NSTART_DEFAULT);
+  return st;
+}
+
+henge_status henge_coap_rx_of(const henge_link *l, coap_bin_const_t token, coap_mid_t mid, henge_link_rx *rx) {
+  return henge_link_rx_of(l, token.length > 0 ? token.s : NULL, token.length, mid, rx);
 }

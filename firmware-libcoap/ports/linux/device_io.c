@@ -439,7 +439,7 @@ static fw_status hook_done(fw_ctx *fw) {
   }
   fw_buf_free(&fw->previous); /* up to the size of --out: not kept between applies */
   fw->had_previous = false;
-  fw->ack_due = true;
+  fw->link.ack_due = true;
   return st;
 }
 
@@ -472,7 +472,7 @@ fw_status fw_device_stop_hook(fw_ctx *fw) {
   fw->dev.applied = fw->core_applied;
   fw->dev.applied_acked = fw->core_acked;
   fw->dev.has_pending = false; /* the stopped apply's "applied" ack: never sent (henge-fw is stopping) */
-  fw->ack_due = false;
+  fw->link.ack_due = false;
   fw_buf_free(&fw->previous);
   fw->had_previous = false;
   fw_line l;

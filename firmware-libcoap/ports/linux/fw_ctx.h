@@ -7,7 +7,7 @@
  *   args.c       fills cfg
  *   main.c       key, the loop's timers (next_attempt_ms), the startup and shutdown order
  *   device_io.c  the device: platform, dev, snaps, state, inbox, rendered, the LED
- *   link.c       the libcoap context and session, the requests in flight, the session's failure
+ *   link.c       the libcoap context and session, the requests (link: what is in flight), the session's failure
  *   link_rx.c    what the responses, NACKs and events change in all of the above
  *   discover.c   the mDNS search (browse, hub_source, discover_err) when there is no --hub
  *   device_io.c  also --exec around an apply (hook_*, previous, queued); the process is hook.c's
@@ -26,8 +26,6 @@
 #include "hook.h"
 #include "render.h"
 #include "state.h"
-
-typedef enum fw_link_state { FW_LINK_DOWN, FW_LINK_UP } fw_link_state;
 
 typedef struct fw_ctx {
   fw_config cfg;
@@ -80,33 +78,11 @@ typedef struct fw_ctx {
   coap_session_t *session;
   bool tearing_down;
   bool dtls_open; /* this session's handshake completed */
-  fw_link_state link;
   int connections; /* successful registrations after a (re)connect */
-  /* The device's own exchanges: one at a time (NSTART 1), the ack first (link.c, fw_link_pump). */
-  bool reg_in_flight;
-  uint64_t reg_sent_ms;
-  uint64_t reg_wanted_ms; /* since then a registration has been wanted and not answered (0: none is) */
-  coap_mid_t reg_mid;
-  int reg_without_observe;
-  bool observing; /* the relation is held: the last registration answer or notification had Observe */
-  uint64_t next_keepalive_ms; /* a registration is due from then (in the past: at once, after the ack) */
   uint64_t next_attempt_ms;
-  uint8_t obs_token[8];
-  size_t obs_token_len;
-  bool ack_due;
-  bool ack_in_flight;
-  uint64_t ack_sent_ms;
-  henge_ack ack_sent;
-  char ack_sent_msg[HENGE_ACK_MESSAGE_MAX];
-  uint8_t ack_token[8];
-  size_t ack_token_len;
-  coap_mid_t ack_mid;
-  bool telemetry_sent;
-  bool tel_in_flight;
-  uint8_t tel_token[8];
-  size_t tel_token_len;
-  /* Newest ack first: the exchange an ack superseded, running on in libcoap beside it (its answer ignored). */
-  henge_coap_abandoned abandoned;
+  /* What is in flight, due or abandoned, and whether the link is up and the relation held: the decisions
+     are henge_link's (ports/common/henge_link.h), the requests link.c's. */
+  henge_link link;
   uint8_t dereg_token[8];
   size_t dereg_token_len;
   bool dereg_answered;

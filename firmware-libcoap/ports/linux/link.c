@@ -2,9 +2,12 @@
  * link.c: the CoAP session and the requests henge-fw sends (link.h), one exchange of its own at a time,
  * newest ack first (fw_link_pump; docs/firmware.md, "Newest ack first").
  *
- * Functions that can fail return an fw_status. Three cannot and return nothing: fw_link_fail (it
- * records a reason), fw_link_teardown and fw_link_stop (they release what libcoap holds); one pure
- * predicate cannot fail either and returns a bool: own_in_flight.
+ * What goes next, and when, is decided by ports/common/henge_link.c (the same for the microcontroller
+ * client); this file carries it out on libcoap and logs it.
+ *
+ * Functions that can fail return an fw_status. Four cannot and return nothing: fw_link_fail (it
+ * records a reason), log_abandoned (a log line), fw_link_teardown and fw_link_stop (they release what
+ * libcoap holds).
  */
 #include "link.h"
 
@@ -85,122 +88,88 @@ static fw_status post_cbor(fw_ctx *fw, const char *resource, const uint8_t *payl
 fw_status fw_link_register(fw_ctx *fw) {
   if (fw->session == NULL) return FW_E_COAP;
   coap_pdu_t *pdu = NULL;
-  fw_status st = config_request(fw, fw->obs_token, fw->obs_token_len, COAP_OBSERVE_ESTABLISH, &pdu);
+  fw_status st = config_request(fw, fw->link.obs_token, fw->link.obs_token_len, COAP_OBSERVE_ESTABLISH, &pdu);
   if (st != FW_OK) return st;
   coap_mid_t mid = coap_send(fw->session, pdu);
   if (mid == COAP_INVALID_MID) {
     fw_link_fail(fw, false, "could not send the registration");
     return FW_E_COAP;
   }
-  uint64_t now = fw_now_ms();
-  /* Wanted since it fell due (it may have waited for the ack), or since the one it replaces was sent. */
-  if (fw->reg_wanted_ms == 0) fw->reg_wanted_ms = fw->link == FW_LINK_UP && fw->next_keepalive_ms < now ? fw->next_keepalive_ms : now;
-  fw->reg_in_flight = true;
-  fw->reg_sent_ms = now;
-  fw->reg_mid = mid;
-  return FW_OK;
+  henge_status hs = henge_link_registration_sent(&fw->link, mid, fw_now_ms());
+  return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_link_registration_sent", hs);
 }
 
-/* The device's own exchange in flight (an abandoned one is libcoap's business now). */
-static bool own_in_flight(const fw_ctx *fw) { return fw->reg_in_flight || fw->ack_in_flight || fw->tel_in_flight; }
-
 /* The abandoned exchange's span is over (libcoap gave it up without a word, e.g. after an empty ACK). */
-static fw_status expire_abandoned(fw_ctx *fw) {
+static fw_status expire_abandoned(fw_ctx *fw, uint64_t now) {
   bool ended = false;
-  henge_status hs = henge_coap_abandoned_expire(&fw->abandoned, fw->session, fw_now_ms(), &ended);
-  if (hs != HENGE_OK) return fw_device_core_failed("henge_coap_abandoned_expire", hs);
+  henge_status hs = henge_coap_expire(&fw->link, fw->session, now, &ended);
+  if (hs != HENGE_OK) return fw_device_core_failed("henge_coap_expire", hs);
   if (ended) fw_log(FW_DEBUG, "the abandoned exchange's span is over");
   return FW_OK;
 }
 
-/*
- * Newest ack first: an exchange of the device's own is in flight and an ack waits. If that exchange is an
- * ack the pending one supersedes, or a re-registration of the relation the device holds, it is abandoned
- * (it runs on in libcoap, its answer ignored; the re-registration goes again right after the ack) and the
- * ack goes now, beside it. Otherwise (the same ack, the first registration, the telemetry, or an abandoned
- * exchange still running) the ack waits. FW_OK, or the failure of the send or the core.
- */
-static fw_status ack_beside(fw_ctx *fw) {
-  if (fw->abandoned.kind != HENGE_COAP_ABANDONED_NONE) return FW_OK; /* one at a time: two exchanges outstanding at most */
-  const henge_ack *a;
-  henge_status hs = henge_device_pending(&fw->dev, &a);
-  if (hs != HENGE_OK) {
-    fw->ack_due = false;
-    return hs == HENGE_E_NOT_FOUND ? FW_OK : fw_device_core_failed("henge_device_pending", hs);
-  }
+/* Newest ack first: the exchange in flight that henge_link_next abandoned for the ack (it runs on in libcoap, its answer ignored). */
+static void log_abandoned(const fw_ctx *fw, henge_link_action action) {
   fw_line l;
   fw_line_start(&l);
-  fw_line_uint(&l, "version", a->version);
-  if (fw->ack_in_flight) {
-    bool supersedes = false;
-    hs = henge_device_ack_supersedes(&fw->dev, &fw->ack_sent, &supersedes);
-    if (hs != HENGE_OK) return fw_device_core_failed("henge_device_ack_supersedes", hs);
-    if (!supersedes) {
-      fw->ack_due = false; /* this very ack is on its way; its answer sets ack_due again */
-      return FW_OK;
-    }
-    hs = henge_coap_abandon(&fw->abandoned, fw->session, HENGE_COAP_ABANDONED_ACK, fw->ack_token, fw->ack_token_len, fw->ack_mid, fw->ack_sent.version,
-                            fw->ack_sent_ms);
-    if (hs != HENGE_OK) return fw_device_core_failed("henge_coap_abandon", hs);
-    fw->ack_in_flight = false;
-    fw_line_uint(&l, "supersedes", fw->ack_sent.version);
+  fw_line_uint(&l, "version", fw->dev.pending.version);
+  if (action == HENGE_LINK_ACK_SUPERSEDES) {
+    fw_line_uint(&l, "supersedes", fw->link.abandoned.version);
     fw_line_emit(&l, FW_DEBUG, "newest ack first: the ack in flight is superseded (its answer will be ignored)");
-  } else if (fw->reg_in_flight && fw->observing && fw->link == FW_LINK_UP) {
-    hs = henge_coap_abandon(&fw->abandoned, fw->session, HENGE_COAP_ABANDONED_REGISTRATION, fw->obs_token, fw->obs_token_len, fw->reg_mid, 0,
-                            fw->reg_sent_ms);
-    if (hs != HENGE_OK) return fw_device_core_failed("henge_coap_abandon", hs);
-    fw->reg_in_flight = false;
-    fw->next_keepalive_ms = fw->reg_sent_ms; /* due: it goes right after the ack */
-    fw_line_emit(&l, FW_DEBUG, "newest ack first: the re-registration in flight yields to the ack; registering again after it");
   } else {
-    return FW_OK;
+    fw_line_emit(&l, FW_DEBUG, "newest ack first: the re-registration in flight yields to the ack; registering again after it");
   }
-  fw->ack_due = false;
-  return fw_link_send_ack(fw);
 }
 
 fw_status fw_link_pump(fw_ctx *fw, bool ack_only) {
-  if (fw->session == NULL || fw->link != FW_LINK_UP || fw->session_failed) return FW_OK;
-  fw_status st = expire_abandoned(fw);
-  bool ack_wanted = fw->ack_due && !fw->hook_busy; /* a hook's ack waits for its end */
-  if (own_in_flight(fw)) {
-    fw_status bst = ack_wanted ? ack_beside(fw) : FW_OK;
-    return bst != FW_OK ? bst : st;
+  if (fw->session == NULL || !fw->link.up || fw->session_failed) return FW_OK;
+  uint64_t now = fw_now_ms();
+  fw_status st = expire_abandoned(fw, now);
+  unsigned flags = (ack_only ? HENGE_LINK_ACK_ONLY : 0u) | (fw->hook_busy ? HENGE_LINK_ACK_HELD : 0u); /* a hook's ack waits for its end */
+  henge_link_action action = HENGE_LINK_IDLE;
+  henge_status hs = henge_coap_next(&fw->link, fw->session, &fw->dev, now, flags, &action);
+  if (hs != HENGE_OK) return fw_device_core_failed("henge_coap_next", hs);
+  fw_status sst = FW_OK;
+  switch (action) {
+    case HENGE_LINK_REGISTER:
+      sst = fw_link_register(fw);
+      break;
+    case HENGE_LINK_ACK_SUPERSEDES:
+    case HENGE_LINK_ACK_BEFORE_REREGISTRATION:
+      log_abandoned(fw, action);
+      sst = fw_link_send_ack(fw);
+      break;
+    case HENGE_LINK_SEND_ACK:
+      sst = fw_link_send_ack(fw); /* an ack is pending: it goes, or its failure is returned */
+      break;
+    case HENGE_LINK_SEND_TELEMETRY:
+      sst = fw_link_send_telemetry(fw);
+      break;
+    default:
+      break;
   }
-  bool reg_due = !ack_only && fw_now_ms() >= fw->next_keepalive_ms;
-  if (reg_due && !fw->observing) return fw_link_register(fw); /* no relation: registering comes first */
-  if (ack_wanted) {
-    fw->ack_due = false;
-    fw_status ast = fw_link_send_ack(fw);
-    if (ast != FW_OK || fw->ack_in_flight) return ast;
-  }
-  if (reg_due) return fw_link_register(fw);
-  if (!ack_only) return fw_link_send_telemetry(fw);
-  return st;
+  return sst != FW_OK ? sst : st;
 }
 
 fw_status fw_link_next_ms(const fw_ctx *fw, uint64_t *at_ms) {
   if (fw == NULL || at_ms == NULL) return FW_E_COAP;
   *at_ms = UINT64_MAX;
-  if (fw->session == NULL || fw->link != FW_LINK_UP || fw->session_failed) return FW_OK;
-  if (fw->abandoned.kind != HENGE_COAP_ABANDONED_NONE) *at_ms = fw->abandoned.until_ms;
-  if (!own_in_flight(fw) && fw->next_keepalive_ms < *at_ms) *at_ms = fw->next_keepalive_ms;
-  return FW_OK;
+  if (fw->session == NULL || fw->session_failed) return FW_OK;
+  return henge_link_next_ms(&fw->link, at_ms) == HENGE_OK ? FW_OK : FW_E_COAP;
 }
 
 fw_status fw_link_check_registration(fw_ctx *fw) {
   if (fw == NULL) return FW_E_COAP;
   if (fw->session == NULL || fw->session_failed) return FW_OK;
-  uint64_t now = fw_now_ms(), since;
-  if (fw->reg_wanted_ms != 0) since = fw->reg_wanted_ms;
-  else if (fw->link == FW_LINK_UP && now >= fw->next_keepalive_ms) since = fw->next_keepalive_ms; /* due, held behind an exchange */
-  else return FW_OK;
-  if (now > since + FW_REGISTER_TIMEOUT_MS) fw_link_fail(fw, false, "no answer to the registration in 15 s");
+  bool overdue = false;
+  henge_status hs = henge_link_registration_overdue(&fw->link, fw_now_ms(), &overdue);
+  if (hs != HENGE_OK) return fw_device_core_failed("henge_link_registration_overdue", hs);
+  if (overdue) fw_link_fail(fw, false, "no answer to the registration in 15 s");
   return FW_OK;
 }
 
 fw_status fw_link_send_ack(fw_ctx *fw) {
-  if (fw->session == NULL || fw->ack_in_flight) return FW_OK;
+  if (fw->session == NULL || fw->link.ack_in_flight) return FW_OK;
   const henge_ack *a;
   henge_status hs = henge_device_pending(&fw->dev, &a);
   if (hs == HENGE_E_NOT_FOUND) return FW_OK;
@@ -209,34 +178,34 @@ fw_status fw_link_send_ack(fw_ctx *fw) {
   size_t n = 0;
   hs = henge_ack_encode(a, payload, sizeof payload, &n);
   if (hs != HENGE_OK) return fw_device_core_failed("henge_ack_encode", hs);
-  fw_status st = post_cbor(fw, "a", payload, n, fw->ack_token, &fw->ack_token_len, &fw->ack_mid);
+  uint8_t token[8];
+  size_t token_len = 0;
+  coap_mid_t mid = COAP_INVALID_MID;
+  fw_status st = post_cbor(fw, "a", payload, n, token, &token_len, &mid);
   if (st != FW_OK) return st;
-  fw->ack_sent_ms = fw_now_ms();
-  fw->ack_sent = *a;
-  if (a->message != NULL) {
-    memcpy(fw->ack_sent_msg, a->message, a->message_len);
-    fw->ack_sent.message = fw->ack_sent_msg;
-  }
-  fw->ack_in_flight = true;
-  return FW_OK;
+  hs = henge_link_ack_sent(&fw->link, a, token, token_len, mid, fw_now_ms());
+  return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_link_ack_sent", hs);
 }
 
 fw_status fw_link_send_telemetry(fw_ctx *fw) {
-  if (fw->telemetry_sent || fw->session == NULL) return FW_OK;
+  if (fw->link.telemetry_sent || fw->session == NULL) return FW_OK;
   char name[128];
   int len = snprintf(name, sizeof name, "%s libcoap/%s", FW_NAME, fw_libcoap_version());
   uint8_t payload[160];
   size_t n = 0;
   henge_status hs = henge_telemetry_encode_agent(name, (size_t)len, payload, sizeof payload, &n);
   if (hs != HENGE_OK) return fw_device_core_failed("henge_telemetry_encode_agent", hs);
+  uint8_t token[8];
+  size_t token_len = 0;
   coap_mid_t mid = COAP_INVALID_MID;
-  fw_status st = post_cbor(fw, "t", payload, n, fw->tel_token, &fw->tel_token_len, &mid);
-  if (st == FW_OK) fw->telemetry_sent = fw->tel_in_flight = true;
-  return st;
+  fw_status st = post_cbor(fw, "t", payload, n, token, &token_len, &mid);
+  if (st != FW_OK) return st;
+  hs = henge_link_telemetry_sent(&fw->link, token, token_len);
+  return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_link_telemetry_sent", hs);
 }
 
 fw_status fw_link_deregister(fw_ctx *fw) {
-  if (fw->session == NULL || fw->link != FW_LINK_UP) return FW_OK;
+  if (fw->session == NULL || !fw->link.up) return FW_OK;
   fw->dereg_token_len = sizeof fw->dereg_token;
   coap_session_new_token(fw->session, &fw->dereg_token_len, fw->dereg_token);
   coap_pdu_t *pdu = NULL;
@@ -287,15 +256,9 @@ void fw_link_teardown(fw_ctx *fw) {
     fw->ctx = NULL;
   }
   fw->tearing_down = false;
-  fw->link = FW_LINK_DOWN;
   /* A new session makes its tokens afresh (the same sequence): forget the old session's. */
-  fw->ack_token_len = fw->tel_token_len = fw->dereg_token_len = 0;
-  fw->reg_in_flight = false;
-  fw->reg_wanted_ms = 0;
-  fw->observing = false;
-  fw->ack_in_flight = false;
-  fw->tel_in_flight = false;
-  (void)henge_coap_abandoned_end(&fw->abandoned, NULL); /* gone with the context; cannot fail with a non-NULL pointer */
+  fw->dereg_token_len = 0;
+  (void)henge_link_reset(&fw->link); /* down, nothing in flight or abandoned; cannot fail with a non-NULL pointer */
 }
 
 /* The hub's address (the name resolved now). FW_OK, or FW_E_COAP with the reason in err. */
@@ -378,10 +341,11 @@ fw_status fw_link_start(fw_ctx *fw) {
     fprintf(stderr, "henge-fw: this libcoap has no DTLS: build against libcoap-3-openssl or -gnutls\n");
     return FW_E_COAP;
   }
-  fw->obs_token_len = 4;
   uint32_t t = fw_random32();
-  memcpy(fw->obs_token, &t, 4);
-  return FW_OK;
+  uint8_t obs_token[4];
+  memcpy(obs_token, &t, sizeof obs_token);
+  henge_status hs = henge_link_init(&fw->link, obs_token, sizeof obs_token);
+  return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_link_init", hs);
 }
 
 void fw_link_stop(fw_ctx *fw) {

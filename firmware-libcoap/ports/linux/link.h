@@ -15,9 +15,6 @@
 
 /* Deregistration on shutdown is best effort: this long at most. */
 #define FW_DEREGISTER_WAIT_MS 2000
-/* A registration wanted (in flight, or due and waiting for an exchange in flight) this long without an
-   answer ends the session (a new one, and a new DTLS handshake, follow). */
-#define FW_REGISTER_TIMEOUT_MS 15000
 
 /*
  * libcoap's startup, its log into henge-fw's, and the observation's token (one for the life of the
@@ -43,28 +40,30 @@ fw_status fw_link_connect(fw_ctx *fw);
 fw_status fw_link_register(fw_ctx *fw);
 
 /*
- * Sends what is due while the link is up, one exchange of the device's own at a time (NSTART 1), in the
- * order of docs/protocol.md, "Ack" ("Newest ack first"): a registration while the device holds no
- * relation, the newest ack, a re-registration (keepalive, SIGHUP, or one that yielded to the ack), then
- * the telemetry. While an exchange is in flight only an ack may go, beside the exchange it supersedes:
- * an older ack, or a re-registration of the relation the device holds (registered again right after the
- * ack). libcoap 4.3.1 cannot end that exchange: it runs on beside the ack (NSTART 2 meanwhile, at most
- * two CON exchanges outstanding) and its answer is ignored (link_rx.c). `ack_only`: the ack and nothing
- * else (stopping). FW_OK, or the failure of a send (logged, or recorded as the session's).
+ * Sends what is due while the link is up, one exchange of the device's own at a time (NSTART 1), as
+ * henge_link_next (ports/common/henge_link.h) decides, in the order of docs/protocol.md, "Ack" ("Newest
+ * ack first"): a registration while the device holds no relation, the newest ack, a re-registration
+ * (keepalive, SIGHUP, or one that yielded to the ack), then the telemetry. While an exchange is in flight
+ * only an ack may go, beside the exchange it supersedes: an older ack, or a re-registration of the
+ * relation the device holds (registered again right after the ack). libcoap 4.3.1 cannot end that
+ * exchange: it runs on beside the ack (NSTART 2 meanwhile, at most two CON exchanges outstanding) and its
+ * answer is ignored (link_rx.c). `ack_only`: the ack and nothing else (stopping); the ack of a running
+ * --exec hook waits. FW_OK, or the failure of a send (logged, or recorded as the session's).
  */
 fw_status fw_link_pump(fw_ctx *fw, bool ack_only);
 
 /*
- * When fw_link_pump has something to do that no message will announce, into *at_ms (UINT64_MAX: nothing):
- * the keepalive, when no exchange of the device's own is in flight; the end of an abandoned exchange's
- * span. FW_OK, or FW_E_COAP for a NULL argument.
+ * When fw_link_pump has something to do that no message will announce, into *at_ms (UINT64_MAX: nothing;
+ * henge_link_next_ms): the keepalive, when no exchange of the device's own is in flight; the end of an
+ * abandoned exchange's span. FW_OK, or FW_E_COAP for a NULL argument.
  */
 fw_status fw_link_next_ms(const fw_ctx *fw, uint64_t *at_ms);
 
 /*
- * Ends the session (fw_link_fail) when a registration has been wanted for FW_REGISTER_TIMEOUT_MS without
- * an answer: in flight, or due and held behind an exchange in flight. FW_OK (checked), or FW_E_COAP for a
- * NULL argument.
+ * Ends the session (fw_link_fail) when a registration has been wanted for HENGE_LINK_REGISTER_TIMEOUT_MS
+ * (15 s) without an answer (henge_link_registration_overdue): in flight, or due and held behind an exchange
+ * in flight; a new session, and a new DTLS handshake, follow. FW_OK (checked), or FW_E_COAP for a NULL
+ * argument.
  */
 fw_status fw_link_check_registration(fw_ctx *fw);
 

@@ -1,8 +1,12 @@
 /*
  * link_rx.c: the libcoap handlers (link_rx.h).
  *
+ * Whose an answer or a NACK is, and what it changes in what is in flight, are henge_link's
+ * (ports/common/henge_link.h, the same for the microcontroller client); these handlers log, hand the
+ * snapshot and the ack's answer to the core, and end the session when the hub refuses.
+ *
  * The handlers keep the signatures libcoap requires (on_response, on_nack, on_event, fw_link_rx_log).
- * on_config_response, on_ack_response, on_token_cancelled and on_abandoned_answer return an fw_status:
+ * on_config_response, on_ack_response, on_token_cancelled, on_abandoned_answer and on_unanswered return an fw_status:
  * FW_OK, or a failure they have logged;
  * on_response hands libcoap COAP_RESPONSE_OK either way (our own failure is no reason to RST the hub).
  * Pure helpers that cannot fail: fw_of (token matching and code text are in ports/common/henge_coap.c); fw_link_rx_install only registers.
@@ -24,9 +28,8 @@ static fw_ctx *fw_of(const coap_session_t *session) {
   return session != NULL ? coap_get_app_data(coap_session_get_context(session)) : NULL;
 }
 
-/* The link is up: log "connected" (or "reconnected") and reset the backoff. */
+/* The link is up (henge_link_config_answer said so): log "connected" (or "reconnected") and reset the backoff. */
 static fw_status link_up(fw_ctx *fw, uint32_t max_age) {
-  fw->link = FW_LINK_UP;
   fw_line l;
   fw_line_start(&l);
   char hub[300];
@@ -46,24 +49,15 @@ static fw_status link_up(fw_ctx *fw, uint32_t max_age) {
 
 /*
  * A message with the observation's token that answers no request of ours (`sent` NULL: a notification,
- * or a separate response) while the link is up: libcoap has just ended every request with that token
- * (handle_response cancels them on any such message), so a re-registration in flight, and an abandoned
- * one, will never be answered. The re-registration counts as abandoned (docs/protocol.md, "Ack"): this
- * message is a notification, and the device registers again right after the ack it brings. A first
- * registration, or one while no relation is held, is not abandoned: this message is its answer.
+ * or a separate response): libcoap has just ended every request with that token; a re-registration in
+ * flight counts as abandoned (henge_link_token_cancelled) and goes again right after the ack.
  */
 static fw_status on_token_cancelled(fw_ctx *fw) {
-  fw_status st = FW_OK;
-  if (fw->abandoned.kind == HENGE_COAP_ABANDONED_REGISTRATION) {
-    henge_status hs = henge_coap_abandoned_end(&fw->abandoned, fw->session);
-    if (hs != HENGE_OK) st = fw_device_core_failed("henge_coap_abandoned_end", hs);
-  }
-  if (fw->reg_in_flight && fw->observing) {
-    fw->reg_in_flight = false;
-    fw->next_keepalive_ms = fw->reg_sent_ms; /* due: it goes right after the ack */
-    fw_log(FW_DEBUG, "a notification ended the re-registration in flight; registering again after the ack");
-  }
-  return st;
+  bool reregistration_ended = false;
+  henge_status hs = henge_coap_token_cancelled(&fw->link, fw->session, &reregistration_ended);
+  if (hs != HENGE_OK) return fw_device_core_failed("henge_coap_token_cancelled", hs);
+  if (reregistration_ended) fw_log(FW_DEBUG, "a notification ended the re-registration in flight; registering again after the ack");
+  return FW_OK;
 }
 
 /* An answer to the registration, or a notification (`sent` NULL when it answers no request). */
@@ -74,8 +68,8 @@ static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *sent, const co
   coap_opt_iterator_t it;
   bool observing = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &it) != NULL;
   fw_status st = FW_OK;
-  if (sent == NULL && fw->link == FW_LINK_UP) st = on_token_cancelled(fw);
-  bool was_registration = fw->reg_in_flight;
+  if (sent == NULL) st = on_token_cancelled(fw);
+  bool was_registration = fw->link.reg_in_flight;
   if (COAP_RESPONSE_CLASS(code) != 2) {
     char reason[300];
     if (code == COAP_RESPONSE_CODE(404))
@@ -87,36 +81,18 @@ static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *sent, const co
     fw_link_fail(fw, true, reason);
     return st;
   }
-  fw->observing = observing;
-  if (was_registration) {
-    fw->reg_in_flight = false;
-    fw->reg_wanted_ms = 0;
-    coap_opt_t *ma = coap_check_option(rcvd, COAP_OPTION_MAXAGE, &it);
-    uint32_t max_age = ma ? coap_decode_var_bytes(coap_opt_value(ma), coap_opt_length(ma)) : COAP_DEFAULT_MAX_AGE;
-    if (!observing) {
-      /* No relation. libcoap also drops Observe when a Block2 transfer restarts after an ETag change:
-         re-register once at once before believing the hub. */
-      if (++fw->reg_without_observe >= 2) {
-        fw_link_fail(fw, true, "the hub answered the registration without Observe: no relation");
-        return st;
-      }
-      fw->next_keepalive_ms = fw_now_ms();
-    } else {
-      fw->reg_without_observe = 0;
-      uint32_t delay = 1000;
-      henge_status hs = henge_device_keepalive_delay(&fw->dev, max_age, &delay);
-      if (hs != HENGE_OK) {
-        st = fw_device_core_failed("henge_device_keepalive_delay", hs);
-        delay = 1000;
-      }
-      fw->next_keepalive_ms = fw_now_ms() + delay;
-    }
-    if (fw->link != FW_LINK_UP && link_up(fw, max_age) != FW_OK) st = FW_E_CORE;
-    fw->ack_due = true; /* an ack the hub never confirmed goes again after each registration */
-  } else if (!observing) {
-    /* A 2.xx without Observe outside a registration: the relation may have ended. Re-register now. */
-    fw->next_keepalive_ms = fw_now_ms();
+  /* The relation, the registration's answer and the keepalive (or a registration due at once): henge_link's. */
+  coap_opt_t *ma = coap_check_option(rcvd, COAP_OPTION_MAXAGE, &it);
+  uint32_t max_age = ma ? coap_decode_var_bytes(coap_opt_value(ma), coap_opt_length(ma)) : COAP_DEFAULT_MAX_AGE;
+  henge_link_config answer;
+  henge_status lhs = henge_link_config_answer(&fw->link, &fw->dev, fw_now_ms(), observing, max_age, &answer);
+  if (lhs != HENGE_OK) st = fw_device_core_failed("henge_device_keepalive_delay", lhs); /* its only failure; the keepalive in 1 s */
+  if (answer.no_relation) {
+    fw_link_fail(fw, true, "the hub answered the registration without Observe: no relation");
+    return st;
   }
+  if (answer.came_up && link_up(fw, max_age) != FW_OK) st = FW_E_CORE;
+  if (answer.registration) fw->link.ack_due = true; /* an ack the hub never confirmed goes again after each registration */
   const char *via = was_registration ? "registration" : "notification";
   if (code == COAP_RESPONSE_CODE(203)) {
     henge_outcome o;
@@ -142,7 +118,7 @@ static fw_status on_config_response(fw_ctx *fw, const coap_pdu_t *sent, const co
     fw_status sst = fw_device_on_snapshot(fw, data, len, etag ? coap_opt_value(etag) : NULL, etag ? coap_opt_length(etag) : 0, via);
     if (sst != FW_OK) st = sst;
   }
-  fw->ack_due = true;
+  fw->link.ack_due = true;
   return st;
 }
 
@@ -157,12 +133,12 @@ static fw_status on_abandoned_answer(fw_ctx *fw, const coap_pdu_t *rcvd) {
   henge_coap_code_text(coap_pdu_get_code(rcvd), code_s);
   fw_line l;
   fw_line_start(&l);
-  bool ack = fw->abandoned.kind == HENGE_COAP_ABANDONED_ACK;
-  if (ack) fw_line_uint(&l, "version", fw->abandoned.version);
+  bool ack = fw->link.abandoned.kind == HENGE_LINK_ABANDONED_ACK;
+  if (ack) fw_line_uint(&l, "version", fw->link.abandoned.version);
   fw_line_str(&l, "code", code_s);
   fw_line_emit(&l, FW_DEBUG, ack ? "a late answer to a superseded ack; ignored" : "a late answer to an abandoned re-registration; ignored");
-  henge_status hs = henge_coap_abandoned_end(&fw->abandoned, fw->session);
-  return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_coap_abandoned_end", hs);
+  henge_status hs = henge_coap_ended(&fw->link, fw->session, HENGE_LINK_RX_ABANDONED, (uint8_t)COAP_RESPONSE_CLASS(coap_pdu_get_code(rcvd)));
+  return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_coap_ended", hs);
 }
 
 /* The hub's answer to the ack in flight. */
@@ -171,11 +147,11 @@ static fw_status on_ack_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
   char code_s[8];
   henge_coap_code_text(code, code_s);
   uint8_t cls = (uint8_t)COAP_RESPONSE_CLASS(code);
-  fw->ack_in_flight = false;
+  const henge_ack *sent = &fw->link.ack_sent;
   fw_line l;
   fw_line_start(&l);
-  fw_line_uint(&l, "version", fw->ack_sent.version);
-  fw_line_str(&l, "status", henge_ack_status_name((henge_ack_status)fw->ack_sent.status));
+  fw_line_uint(&l, "version", sent->version);
+  fw_line_str(&l, "status", henge_ack_status_name((henge_ack_status)sent->status));
   fw_line_str(&l, "code", code_s);
   if (cls == 2) {
     fw_line_emit(&l, FW_INFO, "ack delivered");
@@ -189,15 +165,16 @@ static fw_status on_ack_response(fw_ctx *fw, const coap_pdu_t *rcvd) {
   }
   fw_status st = FW_OK;
   bool was_acked = fw->dev.applied_acked;
-  henge_status hs = henge_device_on_ack_response(&fw->dev, &fw->ack_sent, cls, (uint8_t)(code & 0x1f));
+  henge_status hs = henge_device_on_ack_response(&fw->dev, sent, cls, (uint8_t)(code & 0x1f));
   if (hs != HENGE_OK) st = fw_device_core_failed("henge_device_on_ack_response", hs);
   if (fw->dev.applied_acked && !was_acked && fw->state.has_applied) {
     fw->state.acked = true;
     fw_status sst = fw_device_save_state(fw);
     if (sst != FW_OK) st = sst;
   }
-  /* A newer ack may have become pending meanwhile. */
-  if (cls != 5) fw->ack_due = true;
+  /* No longer in flight; due again (a newer ack may have become pending meanwhile) unless a 5.xx. */
+  hs = henge_coap_ended(&fw->link, fw->session, HENGE_LINK_RX_ACK, cls);
+  if (hs != HENGE_OK) st = fw_device_core_failed("henge_coap_ended", hs);
   return st;
 }
 
@@ -206,12 +183,13 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
   fw_ctx *fw = fw_of(session);
   if (fw == NULL || session != fw->session || fw->tearing_down) return COAP_RESPONSE_OK;
   coap_bin_const_t token = coap_pdu_get_token(rcvd);
-  bool late = false;
-  if (henge_coap_abandoned_match(&fw->abandoned, token, sent != NULL ? coap_pdu_get_mid(sent) : COAP_INVALID_MID, &late) == HENGE_OK && late) {
+  henge_link_rx rx = HENGE_LINK_RX_NONE;
+  (void)henge_coap_rx_of(&fw->link, token, sent != NULL ? coap_pdu_get_mid(sent) : COAP_INVALID_MID, &rx); /* cannot fail: non-NULL pointers */
+  if (rx == HENGE_LINK_RX_ABANDONED) {
     (void)on_abandoned_answer(fw, rcvd); /* logged */
     return COAP_RESPONSE_OK;
   }
-  if (henge_coap_token_is(token, fw->obs_token, fw->obs_token_len)) {
+  if (rx == HENGE_LINK_RX_CONFIG) {
     if (fw_log_enabled(FW_TRACE)) {
       fw_line l;
       fw_line_start(&l);
@@ -225,13 +203,13 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
     (void)on_config_response(fw, sent, rcvd);
     return COAP_RESPONSE_OK;
   }
-  if (fw->ack_in_flight && henge_coap_token_is(token, fw->ack_token, fw->ack_token_len)) {
+  if (rx == HENGE_LINK_RX_ACK) {
     /* A state.json that cannot be saved is logged; the hub has the ack either way. */
     (void)on_ack_response(fw, rcvd);
     return COAP_RESPONSE_OK;
   }
-  if (henge_coap_token_is(token, fw->tel_token, fw->tel_token_len)) {
-    fw->tel_in_flight = false;
+  if (rx == HENGE_LINK_RX_TELEMETRY) {
+    (void)henge_coap_ended(&fw->link, fw->session, rx, (uint8_t)COAP_RESPONSE_CLASS(coap_pdu_get_code(rcvd))); /* cannot fail: non-NULL pointers */
     char c[8];
     henge_coap_code_text(coap_pdu_get_code(rcvd), c);
     fw_line l;
@@ -251,6 +229,12 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
   return COAP_RESPONSE_OK;
 }
 
+/* The exchange `rx` names ended without an answer (henge_link_ended). FW_OK, or the failure, logged. */
+static fw_status on_unanswered(fw_ctx *fw, henge_link_rx rx) {
+  henge_status hs = henge_coap_ended(&fw->link, fw->session, rx, HENGE_LINK_UNANSWERED);
+  return hs == HENGE_OK ? FW_OK : fw_device_core_failed("henge_coap_ended", hs);
+}
+
 static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_nack_reason_t reason, const coap_mid_t mid) {
   fw_ctx *fw = fw_of(session);
   if (fw == NULL || session != fw->session || fw->tearing_down) return;
@@ -264,28 +248,28 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_
     fw_log(FW_DEBUG, "ICMP: the hub's port is unreachable for now; retransmitting");
     return;
   }
-  bool late = false;
-  if (sent != NULL && henge_coap_abandoned_match(&fw->abandoned, token, mid, &late) == HENGE_OK && late) {
-    /* The exchange an ack abandoned ended unanswered (or reset): nothing to do but NSTART 1 again. */
-    henge_status hs = henge_coap_abandoned_end(&fw->abandoned, fw->session);
-    if (hs != HENGE_OK) (void)fw_device_core_failed("henge_coap_abandoned_end", hs); /* logged */
-    fw_log(FW_DEBUG, "the abandoned exchange ended without an answer");
-    return;
+  henge_link_rx rx = HENGE_LINK_RX_NONE;
+  (void)henge_coap_rx_of(&fw->link, token, sent != NULL ? mid : COAP_INVALID_MID, &rx); /* cannot fail: non-NULL pointers */
+  switch (rx) {
+    case HENGE_LINK_RX_ABANDONED: /* the exchange an ack abandoned ended unanswered (or reset): NSTART 1 again, nothing else */
+      (void)on_unanswered(fw, rx); /* logged */
+      fw_log(FW_DEBUG, "the abandoned exchange ended without an answer");
+      return;
+    case HENGE_LINK_RX_TELEMETRY: /* telemetry goes once; its loss is no failure */
+      (void)on_unanswered(fw, rx);
+      return;
+    case HENGE_LINK_RX_ACK: { /* still pending: it goes again after the next registration */
+      (void)on_unanswered(fw, rx);
+      fw_line l;
+      fw_line_start(&l);
+      fw_line_uint(&l, "version", fw->link.ack_sent.version);
+      fw_line_emit(&l, FW_WARN, "the ack got no answer; sending it again after the next registration");
+      return;
+    }
+    default:
+      break;
   }
-  if (sent != NULL && henge_coap_token_is(token, fw->tel_token, fw->tel_token_len)) {
-    fw->tel_in_flight = false; /* telemetry goes once; its loss is no failure */
-    return;
-  }
-  bool registration = sent != NULL && henge_coap_token_is(token, fw->obs_token, fw->obs_token_len);
-  if (fw->ack_in_flight && sent != NULL && henge_coap_token_is(token, fw->ack_token, fw->ack_token_len)) {
-    fw->ack_in_flight = false;
-    fw_line l;
-    fw_line_start(&l);
-    fw_line_uint(&l, "version", fw->ack_sent.version);
-    fw_line_emit(&l, FW_WARN, "the ack got no answer; sending it again after the next registration");
-    return;
-  }
-  if (registration || sent == NULL) {
+  if (rx == HENGE_LINK_RX_CONFIG || sent == NULL) {
     if (reason == COAP_NACK_RST) fw_link_fail(fw, true, "the hub reset the registration (RST)");
     else if (reason == COAP_NACK_TOO_MANY_RETRIES) fw_link_fail(fw, false, "no answer to the registration after 4 retransmissions");
     else fw_link_fail(fw, false, "the registration could not be delivered");

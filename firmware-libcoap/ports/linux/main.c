@@ -116,8 +116,9 @@ static void run(fw_ctx *fw) {
       refresh_requested = 0;
       fw_log(FW_INFO, "re-registering now");
       /* Due now: it goes as soon as no exchange is in flight (one in flight already answers for it). */
-      if (fw->link == FW_LINK_UP && !fw->reg_in_flight) fw->next_keepalive_ms = now;
-      else if (fw->session == NULL) fw->next_attempt_ms = now;
+      bool due = false;
+      (void)henge_link_refresh(&fw->link, now, &due); /* cannot fail: non-NULL pointers */
+      if (!due && fw->session == NULL) fw->next_attempt_ms = now;
     }
     /* Registration, ack, re-registration, telemetry: one at a time, newest ack first (link.c). */
     (void)fw_link_pump(fw, false);

@@ -1,9 +1,10 @@
 /*
  * henge_mcu_client.c: see henge_mcu_client.h. The structure follows the Linux port: the session and
  * the requests (connect, register, post_cbor), the handlers (on_response, on_nack, on_event), and the
- * loop (henge_mcu_step). Everything is in the henge_mcu the port owns; libcoap's handlers find it
- * through their context's app data. The one static is libcoap's log target (its log handler takes no
- * argument).
+ * loop (henge_mcu_step). What goes next, and what an answer means for what is in flight, are decided by
+ * ports/common/henge_link.c, as for henge-fw; this file carries it out and logs it. Everything is in the
+ * henge_mcu the port owns; libcoap's handlers find it through their context's app data. The one static
+ * is libcoap's log target (its log handler takes no argument).
  */
 #include "henge_mcu_client.h"
 
@@ -123,7 +124,7 @@ static coap_pdu_t *new_request(henge_mcu *c, coap_pdu_code_t code, const uint8_t
 /* GET /d/{id}/c, Observe 0, the applied snapshot's ETag (docs/protocol.md, "Observe lifecycle" 1). */
 static bool send_registration(henge_mcu *c) {
   if (c->session == NULL) return false;
-  coap_pdu_t *pdu = new_request(c, COAP_REQUEST_CODE_GET, c->obs_token, sizeof c->obs_token);
+  coap_pdu_t *pdu = new_request(c, COAP_REQUEST_CODE_GET, c->link.obs_token, c->link.obs_token_len);
   if (pdu == NULL) return false;
   uint8_t buf[4];
   bool ok = true;
@@ -139,13 +140,7 @@ static bool send_registration(henge_mcu *c) {
     fail(c, false, "could not send the registration");
     return false;
   }
-  uint64_t now = now_ms(c);
-  /* Wanted since it fell due (it may have waited for the ack), or since the one it replaces was sent. */
-  if (c->reg_wanted_ms == 0) c->reg_wanted_ms = c->link_up && c->next_keepalive_ms < now ? c->next_keepalive_ms : now;
-  c->reg_in_flight = true;
-  c->reg_sent_ms = now;
-  c->reg_mid = mid;
-  return true;
+  return henge_link_registration_sent(&c->link, mid, now_ms(c)) == HENGE_OK;
 }
 
 /* POST CBOR to /d/{id}/{resource} with a new token; its message id into *mid. */
@@ -165,22 +160,18 @@ static bool post_cbor(henge_mcu *c, const char *resource, const uint8_t *payload
 
 static void send_ack(henge_mcu *c) {
   const henge_ack *a;
-  if (c->session == NULL || c->ack_in_flight || henge_device_pending(&c->dev, &a) != HENGE_OK) return;
+  if (c->session == NULL || c->link.ack_in_flight || henge_device_pending(&c->dev, &a) != HENGE_OK) return;
   uint8_t payload[HENGE_ACK_MAX_BYTES];
   size_t n = 0;
   if (henge_ack_encode(a, payload, sizeof payload, &n) != HENGE_OK) return;
-  if (!post_cbor(c, "a", payload, n, c->ack_token, &c->ack_token_len, &c->ack_mid)) return;
-  c->ack_sent_ms = now_ms(c);
-  c->ack_sent = *a;
-  if (a->message != NULL) {
-    memcpy(c->ack_sent_msg, a->message, a->message_len);
-    c->ack_sent.message = c->ack_sent_msg;
-  }
-  c->ack_in_flight = true;
+  uint8_t token[8];
+  size_t token_len = 0;
+  coap_mid_t mid = COAP_INVALID_MID;
+  if (post_cbor(c, "a", payload, n, token, &token_len, &mid)) (void)henge_link_ack_sent(&c->link, a, token, token_len, mid, now_ms(c));
 }
 
 static void send_telemetry(henge_mcu *c) {
-  if (c->telemetry_sent || c->session == NULL) return;
+  if (c->link.telemetry_sent || c->session == NULL) return;
   /* coap_package_version() is "libcoap 4.3.5" (ESP-IDF's coap.h has no LIBCOAP_PACKAGE_VERSION). */
   const char *v = coap_package_version();
   const char *sp = strrchr(v, ' ');
@@ -190,99 +181,59 @@ static void send_telemetry(henge_mcu *c) {
   uint8_t payload[160];
   size_t n = 0;
   if (henge_telemetry_encode_agent(name, (size_t)len, payload, sizeof payload, &n) != HENGE_OK) return;
+  uint8_t token[8];
+  size_t token_len = 0;
   coap_mid_t mid = COAP_INVALID_MID;
-  if (post_cbor(c, "t", payload, n, c->tel_token, &c->tel_token_len, &mid)) c->telemetry_sent = c->tel_in_flight = true;
+  if (post_cbor(c, "t", payload, n, token, &token_len, &mid)) (void)henge_link_telemetry_sent(&c->link, token, token_len);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* newest ack first (docs/protocol.md, "Ack")                                                      */
+/* newest ack first (docs/protocol.md, "Ack"), as henge_link decides                               */
 
-/* The client's own exchange in flight (an abandoned one is libcoap's business now). */
-static bool own_in_flight(const henge_mcu *c) { return c->reg_in_flight || c->ack_in_flight || c->tel_in_flight; }
-
-/*
- * An exchange of the client's own is in flight and an ack waits. If that exchange is an ack the pending
- * one supersedes, or a re-registration of the relation the device holds, it is abandoned (it runs on in
- * libcoap with NSTART 2, its answer ignored; the re-registration goes again right after the ack) and the
- * ack goes now, beside it. Otherwise (the same ack, a first registration, the telemetry, or an abandoned
- * exchange still running) the ack waits. HENGE_OK, or the core's failure.
- */
-static henge_status ack_beside(henge_mcu *c) {
-  if (c->abandoned.kind != HENGE_COAP_ABANDONED_NONE) return HENGE_OK; /* one at a time: two exchanges outstanding at most */
-  const henge_ack *a;
-  henge_status st = henge_device_pending(&c->dev, &a);
-  if (st != HENGE_OK) {
-    c->ack_due = false;
-    return st == HENGE_E_NOT_FOUND ? HENGE_OK : st;
-  }
-  if (c->ack_in_flight) {
-    bool supersedes = false;
-    st = henge_device_ack_supersedes(&c->dev, &c->ack_sent, &supersedes);
-    if (st != HENGE_OK) return st;
-    if (!supersedes) {
-      c->ack_due = false; /* this very ack is on its way; its answer sets ack_due again */
-      return HENGE_OK;
-    }
-    st = henge_coap_abandon(&c->abandoned, c->session, HENGE_COAP_ABANDONED_ACK, c->ack_token, c->ack_token_len, c->ack_mid, c->ack_sent.version, c->ack_sent_ms);
-    if (st != HENGE_OK) return st;
-    c->ack_in_flight = false;
-    snprintf(c->line, sizeof c->line, "newest ack first: the ack of version %llu in flight is superseded by version %llu", (unsigned long long)c->ack_sent.version,
-             (unsigned long long)a->version);
-  } else if (c->reg_in_flight && c->observing && c->link_up) {
-    st = henge_coap_abandon(&c->abandoned, c->session, HENGE_COAP_ABANDONED_REGISTRATION, c->obs_token, sizeof c->obs_token, c->reg_mid, 0, c->reg_sent_ms);
-    if (st != HENGE_OK) return st;
-    c->reg_in_flight = false;
-    c->next_keepalive_ms = c->reg_sent_ms; /* due: it goes right after the ack */
-    snprintf(c->line, sizeof c->line, "newest ack first: the re-registration in flight yields to the ack of version %llu; registering again after it",
-             (unsigned long long)a->version);
-  } else {
-    return HENGE_OK;
-  }
+/* What henge_link_next abandoned for the ack (it runs on in libcoap with NSTART 2, its answer ignored), said. */
+static void say_abandoned(henge_mcu *c, henge_link_action action) {
+  unsigned long long pending = (unsigned long long)c->dev.pending.version;
+  if (action == HENGE_LINK_ACK_SUPERSEDES)
+    snprintf(c->line, sizeof c->line, "newest ack first: the ack of version %llu in flight is superseded by version %llu",
+             (unsigned long long)c->link.abandoned.version, pending);
+  else
+    snprintf(c->line, sizeof c->line, "newest ack first: the re-registration in flight yields to the ack of version %llu; registering again after it", pending);
   say(c, HENGE_MCU_DEBUG, c->line);
-  c->ack_due = false;
-  send_ack(c);
-  return HENGE_OK;
 }
 
 /*
- * Sends what is due while the link is up, one exchange of the client's own at a time, in the order of
- * docs/protocol.md, "Ack": a registration while no relation is held, the newest ack, a re-registration,
- * the telemetry; while one is in flight, only an ack beside the exchange it supersedes. HENGE_OK, or the
- * core's failure (the link's failures are the session's).
+ * Sends what henge_link_next says while the link is up: one exchange of the client's own at a time, in the
+ * order of docs/protocol.md, "Ack"; while one is in flight, only an ack beside the exchange it supersedes.
+ * HENGE_OK, or the core's failure (the link's failures are the session's).
  */
 static henge_status pump(henge_mcu *c) {
-  if (c->session == NULL || !c->link_up || c->session_failed) return HENGE_OK;
+  if (c->session == NULL || !c->link.up || c->session_failed) return HENGE_OK;
+  uint64_t now = now_ms(c);
   bool ended = false;
-  henge_status st = henge_coap_abandoned_expire(&c->abandoned, c->session, now_ms(c), &ended);
+  henge_status st = henge_coap_expire(&c->link, c->session, now, &ended);
   if (ended) say(c, HENGE_MCU_DEBUG, "the abandoned exchange's span is over");
-  if (own_in_flight(c)) {
-    henge_status bst = c->ack_due ? ack_beside(c) : HENGE_OK;
-    return bst != HENGE_OK ? bst : st;
-  }
-  bool reg_due = now_ms(c) >= c->next_keepalive_ms;
-  if (reg_due && !c->observing) {
-    send_registration(c); /* no relation: registering comes first */
-    return st;
-  }
-  if (c->ack_due) {
-    c->ack_due = false;
+  henge_link_action action = HENGE_LINK_IDLE;
+  henge_status nst = henge_coap_next(&c->link, c->session, &c->dev, now, 0, &action);
+  if (nst == HENGE_OK && (action == HENGE_LINK_SEND_ACK || henge_link_abandons(action))) {
+    if (henge_link_abandons(action)) say_abandoned(c, action);
     send_ack(c);
-    if (c->ack_in_flight) return st;
+    /* An ack that did not go, and was not beside another exchange, is due no more: what comes after it goes now. */
+    if (action == HENGE_LINK_SEND_ACK && !c->link.ack_in_flight) nst = henge_coap_next(&c->link, c->session, &c->dev, now, 0, &action);
+    else action = HENGE_LINK_IDLE;
   }
-  if (reg_due) send_registration(c);
-  else send_telemetry(c);
+  if (nst != HENGE_OK) return nst;
+  if (action == HENGE_LINK_REGISTER) send_registration(c);
+  else if (action == HENGE_LINK_SEND_TELEMETRY) send_telemetry(c);
   return st;
 }
 
 /* Ends the session when a registration has been wanted too long without an answer (in flight, or due and held). */
 static henge_status check_registration(henge_mcu *c) {
   if (c->session == NULL || c->session_failed) return HENGE_OK;
-  uint64_t now = now_ms(c), since;
-  if (c->reg_wanted_ms != 0) since = c->reg_wanted_ms;
-  else if (c->link_up && now >= c->next_keepalive_ms) since = c->next_keepalive_ms; /* due, held behind an exchange */
-  else return HENGE_OK;
-  if (now > since + HENGE_MCU_REGISTER_TIMEOUT_MS) fail(c, false, "no answer to the registration in 15 s");
-  return HENGE_OK;
+  bool overdue = false;
+  henge_status st = henge_link_registration_overdue(&c->link, now_ms(c), &overdue);
+  if (overdue) fail(c, false, "no answer to the registration in 15 s");
+  return st;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -290,20 +241,13 @@ static henge_status check_registration(henge_mcu *c) {
 
 /*
  * A message with the observation's token that answers no request of ours (`sent` NULL: a notification, or
- * a separate response) while the link is up: libcoap has just ended every request with that token
- * (handle_response cancels them on any such message), so a re-registration in flight, and an abandoned
- * one, will never be answered. The re-registration counts as abandoned: the message is a notification,
- * and the client registers again right after the ack it brings. A first registration, or one while no
- * relation is held, is not abandoned: the message is its answer. HENGE_OK, or the helper's failure.
+ * a separate response): libcoap has just ended every request with that token; a re-registration in
+ * flight counts as abandoned (henge_link_token_cancelled) and goes again right after the ack.
  */
 static henge_status on_token_cancelled(henge_mcu *c) {
-  henge_status st = HENGE_OK;
-  if (c->abandoned.kind == HENGE_COAP_ABANDONED_REGISTRATION) st = henge_coap_abandoned_end(&c->abandoned, c->session);
-  if (c->reg_in_flight && c->observing) {
-    c->reg_in_flight = false;
-    c->next_keepalive_ms = c->reg_sent_ms; /* due: it goes right after the ack */
-    say(c, HENGE_MCU_DEBUG, "a notification ended the re-registration in flight; registering again after the ack");
-  }
+  bool reregistration_ended = false;
+  henge_status st = henge_coap_token_cancelled(&c->link, c->session, &reregistration_ended);
+  if (reregistration_ended) say(c, HENGE_MCU_DEBUG, "a notification ended the re-registration in flight; registering again after the ack");
   return st;
 }
 
@@ -313,8 +257,8 @@ static void on_config_response(henge_mcu *c, const coap_pdu_t *sent, const coap_
   henge_coap_code_text(code, code_s);
   coap_opt_iterator_t it;
   bool observing = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &it) != NULL;
-  if (sent == NULL && c->link_up) (void)on_token_cancelled(c); /* cannot fail: a non-NULL pointer */
-  bool was_registration = c->reg_in_flight;
+  if (sent == NULL) (void)on_token_cancelled(c); /* cannot fail: non-NULL pointers */
+  bool was_registration = c->link.reg_in_flight;
   if (COAP_RESPONSE_CLASS(code) != 2) {
     char reason[sizeof c->fail_reason];
     if (code == COAP_RESPONSE_CODE(404)) snprintf(reason, sizeof reason, "the hub does not know device %s (henge device add %s)", c->cfg.device_id, c->cfg.device_id);
@@ -322,36 +266,21 @@ static void on_config_response(henge_mcu *c, const coap_pdu_t *sent, const coap_
     fail(c, true, reason);
     return;
   }
-  c->observing = observing;
-  if (was_registration) {
-    c->reg_in_flight = false;
-    c->reg_wanted_ms = 0;
-    coap_opt_t *ma = coap_check_option(rcvd, COAP_OPTION_MAXAGE, &it);
-    uint32_t max_age = ma ? coap_decode_var_bytes(coap_opt_value(ma), coap_opt_length(ma)) : COAP_DEFAULT_MAX_AGE;
-    if (!observing) {
-      /* No relation (libcoap also drops Observe when a Block2 transfer restarts): once more at once. */
-      if (++c->reg_without_observe >= 2) {
-        fail(c, true, "the hub answered the registration without Observe: no relation");
-        return;
-      }
-      c->next_keepalive_ms = now_ms(c);
-    } else {
-      c->reg_without_observe = 0;
-      uint32_t delay = 1000;
-      if (henge_device_keepalive_delay(&c->dev, max_age, &delay) != HENGE_OK) delay = 1000;
-      c->next_keepalive_ms = now_ms(c) + delay;
-    }
-    if (!c->link_up) {
-      c->link_up = true;
-      snprintf(c->line, sizeof c->line, "%s %s port %u (keepalive %u s, after %u attempts)", c->connections == 0 ? "connected to" : "reconnected to",
-               c->cfg.hub_host, (unsigned)c->cfg.hub_port, (unsigned)max_age, (unsigned)c->dev.backoff.attempts);
-      say(c, HENGE_MCU_INFO, c->line);
-      c->connections++;
-      henge_device_connected(&c->dev);
-    }
-  } else if (!observing) {
-    /* A 2.xx without Observe outside a registration: the relation may have ended. */
-    c->next_keepalive_ms = now_ms(c);
+  /* The relation, the registration's answer and the keepalive (or a registration due at once): henge_link's. */
+  coap_opt_t *ma = coap_check_option(rcvd, COAP_OPTION_MAXAGE, &it);
+  uint32_t max_age = ma ? coap_decode_var_bytes(coap_opt_value(ma), coap_opt_length(ma)) : COAP_DEFAULT_MAX_AGE;
+  henge_link_config answer;
+  (void)henge_link_config_answer(&c->link, &c->dev, now_ms(c), observing, max_age, &answer); /* a failure: the keepalive in 1 s */
+  if (answer.no_relation) {
+    fail(c, true, "the hub answered the registration without Observe: no relation");
+    return;
+  }
+  if (answer.came_up) {
+    snprintf(c->line, sizeof c->line, "%s %s port %u (keepalive %u s, after %u attempts)", c->connections == 0 ? "connected to" : "reconnected to",
+             c->cfg.hub_host, (unsigned)c->cfg.hub_port, (unsigned)max_age, (unsigned)c->dev.backoff.attempts);
+    say(c, HENGE_MCU_INFO, c->line);
+    c->connections++;
+    henge_device_connected(&c->dev);
   }
   if (code == COAP_RESPONSE_CODE(203)) {
     henge_outcome o;
@@ -371,7 +300,7 @@ static void on_config_response(henge_mcu *c, const coap_pdu_t *sent, const coap_
     henge_outcome o;
     henge_device_on_snapshot(&c->dev, data, len, etag ? coap_opt_value(etag) : NULL, etag ? coap_opt_length(etag) : 0, &c->work, &o);
   }
-  c->ack_due = true; /* an ack the hub never confirmed goes again after each registration */
+  c->link.ack_due = true; /* an ack the hub never confirmed goes again after each registration */
 }
 
 /*
@@ -382,48 +311,48 @@ static void on_config_response(henge_mcu *c, const coap_pdu_t *sent, const coap_
 static henge_status on_abandoned_answer(henge_mcu *c, const coap_pdu_t *rcvd) {
   char code_s[8];
   henge_coap_code_text(coap_pdu_get_code(rcvd), code_s);
-  if (c->abandoned.kind == HENGE_COAP_ABANDONED_ACK)
-    snprintf(c->line, sizeof c->line, "a late answer to the superseded ack of version %llu: %s; ignored", (unsigned long long)c->abandoned.version, code_s);
+  if (c->link.abandoned.kind == HENGE_LINK_ABANDONED_ACK)
+    snprintf(c->line, sizeof c->line, "a late answer to the superseded ack of version %llu: %s; ignored", (unsigned long long)c->link.abandoned.version, code_s);
   else
     snprintf(c->line, sizeof c->line, "a late answer to an abandoned re-registration: %s; ignored", code_s);
   say(c, HENGE_MCU_DEBUG, c->line);
-  return henge_coap_abandoned_end(&c->abandoned, c->session);
+  return henge_coap_ended(&c->link, c->session, HENGE_LINK_RX_ABANDONED, (uint8_t)COAP_RESPONSE_CLASS(coap_pdu_get_code(rcvd)));
 }
 
 static void on_ack_response(henge_mcu *c, const coap_pdu_t *rcvd) {
   coap_pdu_code_t code = coap_pdu_get_code(rcvd);
   uint8_t cls = (uint8_t)COAP_RESPONSE_CLASS(code);
-  c->ack_in_flight = false;
+  const henge_ack *sent = &c->link.ack_sent;
   char code_s[8];
   henge_coap_code_text(code, code_s);
-  snprintf(c->line, sizeof c->line, "ack of version %llu (%s): %s", (unsigned long long)c->ack_sent.version,
-           henge_ack_status_name((henge_ack_status)c->ack_sent.status), code_s);
+  snprintf(c->line, sizeof c->line, "ack of version %llu (%s): %s", (unsigned long long)sent->version, henge_ack_status_name((henge_ack_status)sent->status),
+           code_s);
   say(c, cls == 2 ? HENGE_MCU_INFO : HENGE_MCU_WARN, c->line);
-  henge_device_on_ack_response(&c->dev, &c->ack_sent, cls, (uint8_t)(code & 0x1f));
-  if (cls != 5) c->ack_due = true; /* a newer ack may be pending */
+  henge_device_on_ack_response(&c->dev, sent, cls, (uint8_t)(code & 0x1f));
+  (void)henge_coap_ended(&c->link, c->session, HENGE_LINK_RX_ACK, cls); /* due again unless a 5.xx: a newer ack may be pending */
 }
 
 static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *sent, const coap_pdu_t *rcvd, const coap_mid_t mid) {
   (void)mid;
   henge_mcu *c = client_of(session);
   if (c == NULL || session != c->session || c->tearing_down) return COAP_RESPONSE_OK;
-  coap_bin_const_t token = coap_pdu_get_token(rcvd);
-  bool late = false;
-  if (henge_coap_abandoned_match(&c->abandoned, token, sent != NULL ? coap_pdu_get_mid(sent) : COAP_INVALID_MID, &late) == HENGE_OK && late) {
-    (void)on_abandoned_answer(c, rcvd); /* cannot fail: a non-NULL pointer */
-    return COAP_RESPONSE_OK;
-  }
-  if (henge_coap_token_is(token, c->obs_token, sizeof c->obs_token)) {
-    on_config_response(c, sent, rcvd);
-    return COAP_RESPONSE_OK;
-  }
-  if (c->ack_in_flight && henge_coap_token_is(token, c->ack_token, c->ack_token_len)) {
-    on_ack_response(c, rcvd);
-    return COAP_RESPONSE_OK;
-  }
-  if (henge_coap_token_is(token, c->tel_token, c->tel_token_len)) {
-    c->tel_in_flight = false;
-    return COAP_RESPONSE_OK;
+  henge_link_rx rx = HENGE_LINK_RX_NONE;
+  (void)henge_coap_rx_of(&c->link, coap_pdu_get_token(rcvd), sent != NULL ? coap_pdu_get_mid(sent) : COAP_INVALID_MID, &rx); /* cannot fail */
+  switch (rx) {
+    case HENGE_LINK_RX_ABANDONED:
+      (void)on_abandoned_answer(c, rcvd); /* cannot fail: non-NULL pointers */
+      return COAP_RESPONSE_OK;
+    case HENGE_LINK_RX_CONFIG:
+      on_config_response(c, sent, rcvd);
+      return COAP_RESPONSE_OK;
+    case HENGE_LINK_RX_ACK:
+      on_ack_response(c, rcvd);
+      return COAP_RESPONSE_OK;
+    case HENGE_LINK_RX_TELEMETRY:
+      (void)henge_coap_ended(&c->link, c->session, rx, (uint8_t)COAP_RESPONSE_CLASS(coap_pdu_get_code(rcvd)));
+      return COAP_RESPONSE_OK;
+    default:
+      break;
   }
   /* Not ours (an old relation's notification): RST it, so the hub forgets it (RFC 7641 §3.6). */
   coap_pdu_type_t type = coap_pdu_get_type(rcvd);
@@ -441,23 +370,17 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_
   if (reason == COAP_NACK_ICMP_ISSUE) return; /* libcoap retransmits */
   coap_bin_const_t token = {0, NULL};
   if (sent != NULL) token = coap_pdu_get_token(sent);
-  bool late = false;
-  if (sent != NULL && henge_coap_abandoned_match(&c->abandoned, token, mid, &late) == HENGE_OK && late) {
-    /* The exchange an ack abandoned ended unanswered (or reset): NSTART 1 again, nothing else. */
-    (void)henge_coap_abandoned_end(&c->abandoned, c->session); /* cannot fail: a non-NULL pointer */
-    say(c, HENGE_MCU_DEBUG, "the abandoned exchange ended without an answer");
+  henge_link_rx rx = HENGE_LINK_RX_NONE;
+  (void)henge_coap_rx_of(&c->link, token, sent != NULL ? mid : COAP_INVALID_MID, &rx); /* cannot fail: non-NULL pointers */
+  if (rx == HENGE_LINK_RX_ABANDONED || rx == HENGE_LINK_RX_TELEMETRY || rx == HENGE_LINK_RX_ACK) {
+    /* Ended unanswered (or reset): the abandoned exchange, NSTART 1 again and nothing else; the telemetry,
+       which goes once (its loss is no failure); the ack, pending still: it goes again after the next registration. */
+    (void)henge_coap_ended(&c->link, c->session, rx, HENGE_LINK_UNANSWERED); /* cannot fail: non-NULL pointers */
+    if (rx == HENGE_LINK_RX_ABANDONED) say(c, HENGE_MCU_DEBUG, "the abandoned exchange ended without an answer");
+    if (rx == HENGE_LINK_RX_ACK) say(c, HENGE_MCU_WARN, "the ack got no answer; it goes again after the next registration");
     return;
   }
-  if (sent != NULL && henge_coap_token_is(token, c->tel_token, c->tel_token_len)) {
-    c->tel_in_flight = false; /* telemetry goes once; its loss is no failure */
-    return;
-  }
-  if (c->ack_in_flight && sent != NULL && henge_coap_token_is(token, c->ack_token, c->ack_token_len)) {
-    c->ack_in_flight = false; /* pending still: it goes again after the next registration */
-    say(c, HENGE_MCU_WARN, "the ack got no answer; it goes again after the next registration");
-    return;
-  }
-  if (sent == NULL || henge_coap_token_is(token, c->obs_token, sizeof c->obs_token)) {
+  if (sent == NULL || rx == HENGE_LINK_RX_CONFIG) {
     fail(c, reason == COAP_NACK_RST, reason == COAP_NACK_RST ? "the hub reset the registration (RST)"
                                      : reason == COAP_NACK_TOO_MANY_RETRIES ? "no answer to the registration after 4 retransmissions"
                                                                             : "the registration could not be delivered");
@@ -515,14 +438,7 @@ static void teardown(henge_mcu *c) {
     c->ctx = NULL;
   }
   c->tearing_down = false;
-  c->link_up = false;
-  c->reg_in_flight = false;
-  c->reg_wanted_ms = 0;
-  c->observing = false;
-  c->ack_in_flight = false;
-  c->tel_in_flight = false;
-  c->ack_token_len = c->tel_token_len = 0;
-  (void)henge_coap_abandoned_end(&c->abandoned, NULL); /* gone with the context; cannot fail with a non-NULL pointer */
+  (void)henge_link_reset(&c->link); /* down, nothing in flight or abandoned; cannot fail with a non-NULL pointer */
 }
 
 static void connect_hub(henge_mcu *c) {
@@ -641,7 +557,9 @@ henge_status henge_mcu_start(henge_mcu *c, const henge_mcu_config *cfg, const he
     return HENGE_E_UNSUPPORTED;
   }
   uint32_t t = port->random32(port->ctx);
-  memcpy(c->obs_token, &t, sizeof c->obs_token);
+  uint8_t obs_token[4];
+  memcpy(obs_token, &t, sizeof obs_token);
+  (void)henge_link_init(&c->link, obs_token, sizeof obs_token); /* cannot fail: 4 bytes */
   c->next_attempt_ms = now_ms(c);
   return HENGE_OK;
 }
@@ -661,9 +579,9 @@ henge_status henge_mcu_step(henge_mcu *c, uint32_t max_wait_ms, uint32_t *idle_m
   /* Until the next thing to do, at most max_wait_ms. */
   now = now_ms(c);
   uint64_t next = now + (max_wait_ms < HENGE_MCU_SLICE_MS ? max_wait_ms : HENGE_MCU_SLICE_MS);
+  uint64_t link_next = UINT64_MAX;
   if (c->session == NULL && c->next_attempt_ms < next) next = c->next_attempt_ms;
-  if (c->link_up && !own_in_flight(c) && c->next_keepalive_ms < next) next = c->next_keepalive_ms;
-  if (c->link_up && c->abandoned.kind != HENGE_COAP_ABANDONED_NONE && c->abandoned.until_ms < next) next = c->abandoned.until_ms;
+  if (henge_link_next_ms(&c->link, &link_next) == HENGE_OK && link_next < next) next = link_next;
   uint32_t wait = next > now ? (uint32_t)(next - now) : 0;
   if (c->ctx == NULL) {
     *idle_ms = wait;
@@ -676,8 +594,9 @@ henge_status henge_mcu_step(henge_mcu *c, uint32_t max_wait_ms, uint32_t *idle_m
 henge_status henge_mcu_refresh(henge_mcu *c) {
   if (c == NULL) return HENGE_E_ARG;
   /* Due now: it goes as soon as no exchange is in flight (one in flight already answers for it). */
-  if (c->link_up && !c->reg_in_flight) c->next_keepalive_ms = now_ms(c);
-  else if (c->session == NULL) c->next_attempt_ms = now_ms(c);
+  bool due = false;
+  (void)henge_link_refresh(&c->link, now_ms(c), &due); /* cannot fail: non-NULL pointers */
+  if (!due && c->session == NULL) c->next_attempt_ms = now_ms(c);
   return HENGE_OK;
 }
 

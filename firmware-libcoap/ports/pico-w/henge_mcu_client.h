@@ -23,6 +23,7 @@
 
 #include "henge.h"
 #include "henge_coap.h"
+#include "henge_link.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,32 +89,11 @@ typedef struct henge_mcu {
   coap_session_t *session;
   bool tearing_down;
   bool dtls_open;
-  bool link_up;
   unsigned connections;
-  /* The client's own exchanges: one at a time (NSTART 1), the ack first (pump). */
-  bool reg_in_flight;
-  uint64_t reg_sent_ms;
-  uint64_t reg_wanted_ms; /* since then a registration has been wanted and not answered (0: none is) */
-  coap_mid_t reg_mid;
-  int reg_without_observe;
-  bool observing;             /* the relation is held: the last registration answer or notification had Observe */
-  uint64_t next_keepalive_ms; /* a registration is due from then (in the past: at once, after the ack) */
   uint64_t next_attempt_ms;
-  uint8_t obs_token[4];
-  bool ack_due;
-  bool ack_in_flight;
-  uint64_t ack_sent_ms;
-  henge_ack ack_sent;
-  char ack_sent_msg[HENGE_ACK_MESSAGE_MAX];
-  uint8_t ack_token[8];
-  size_t ack_token_len;
-  coap_mid_t ack_mid;
-  bool telemetry_sent;
-  bool tel_in_flight;
-  uint8_t tel_token[8];
-  size_t tel_token_len;
-  /* Newest ack first: the exchange an ack superseded, running on in libcoap beside it (its answer ignored). */
-  henge_coap_abandoned abandoned;
+  /* What is in flight, due or abandoned, and whether the link is up and the relation held: the decisions
+     are henge_link's (ports/common/henge_link.h, shared with henge-fw), the requests this client's. */
+  henge_link link;
   bool session_failed;
   bool fail_refused;
   char fail_reason[160];
@@ -121,7 +101,7 @@ typedef struct henge_mcu {
 } henge_mcu;
 
 /* A registration wanted (in flight, or due and waiting for an exchange in flight) this long without an answer ends the session. */
-#define HENGE_MCU_REGISTER_TIMEOUT_MS 15000u
+#define HENGE_MCU_REGISTER_TIMEOUT_MS HENGE_LINK_REGISTER_TIMEOUT_MS
 /* The longest single wait in coap_io_process. */
 #define HENGE_MCU_SLICE_MS 250u
 
