@@ -7,8 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
-import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
+import { deviceStateOf, henge, makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
+import type { DeviceStateView, HubProcess, Sandbox } from '../test/helpers/processes.ts';
 import { startAgentProcess, waitFor } from '../test/helpers/agent-process.ts';
 import type { AgentProcess, LogLine } from '../test/helpers/agent-process.ts';
 import { readTerminalQr } from '../test/helpers/qr.ts';
@@ -35,11 +35,7 @@ describe('henge agent over coaps', () => {
   let token = '';
   const keys: string[] = [];
 
-  const cli = async (...args: string[]): Promise<string> => {
-    const r = await runCli(sandbox, args);
-    assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const cli = (...args: string[]): Promise<string> => henge(sandbox, ...args);
   /** Adds the device and writes its key to a 0600 file; returns the file. */
   const enroll = async (id: string, ...more: string[]): Promise<string> => {
     const { key } = JSON.parse(await cli('device', 'add', id, '--json', ...more)) as { key: string };
@@ -50,10 +46,7 @@ describe('henge agent over coaps', () => {
     await writeFile(file, `${key}\n`, { mode: 0o600 });
     return file;
   };
-  const state = async (id: string): Promise<{ sync: string; appliedVersion: number | null; desiredVersion: number }> => {
-    const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
-    return (await r.json()) as { sync: string; appliedVersion: number | null; desiredVersion: number };
-  };
+  const state = (id: string): Promise<DeviceStateView> => deviceStateOf(hub, token, id);
   const start = (args: string[]): AgentProcess => {
     const a = startAgentProcess(sandbox, args);
     agents.push(a);

@@ -7,38 +7,32 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
-import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
+import { deviceStateOf, henge, makeSandbox, startHubProcess } from '../test/helpers/processes.ts';
+import type { DeviceStateView, HubProcess, Sandbox } from '../test/helpers/processes.ts';
 import { startAgentProcess, waitFor } from '../test/helpers/agent-process.ts';
 import type { AgentProcess, LogLine } from '../test/helpers/agent-process.ts';
 import { Direction, ackVersionOf, isRegistration, startFilterRelay } from '../test/helpers/filter-relay.ts';
 import type { FilterRelay } from '../test/helpers/filter-relay.ts';
-
-interface DeviceState {
-  readonly desiredVersion: number;
-  readonly appliedVersion: number | null;
-  readonly sync: string;
-}
 
 const isAcked = (l: LogLine): boolean => l.msg === 'ack delivered';
 
 describe('henge agent - newest ack first', () => {
   let sandbox: Sandbox;
   let hub: HubProcess;
-  let relay: FilterRelay;
+  /** One relay per test, so that each sees one device: another test's agent keeps running. */
+  const relays: FilterRelay[] = [];
+  const newRelay = async (): Promise<FilterRelay> => {
+    assert.ok(hub.coapPort);
+    const r = await startFilterRelay({ host: '127.0.0.1', port: hub.coapPort });
+    relays.push(r);
+    return r;
+  };
   let token = '';
   const agents: AgentProcess[] = [];
 
-  const cli = async (...args: string[]): Promise<void> => {
-    const r = await runCli(sandbox, args);
-    assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
-  };
-  const state = async (id: string): Promise<DeviceState> => {
-    const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
-    assert.equal(r.status, 200);
-    return (await r.json()) as DeviceState;
-  };
-  const start = (id: string): AgentProcess => {
+  const cli = (...args: string[]): Promise<string> => henge(sandbox, ...args);
+  const state = (id: string): Promise<DeviceStateView> => deviceStateOf(hub, token, id);
+  const start = (id: string, relay: FilterRelay): AgentProcess => {
     const a = startAgentProcess(sandbox, ['--id', id, '--hub', `127.0.0.1:${relay.port}`, '--out', join(sandbox.dir, id, 'config.json'), '--state', join(sandbox.dir, id, 'state')]);
     agents.push(a);
     return a;
@@ -50,11 +44,10 @@ describe('henge agent - newest ack first', () => {
     hub = await startHubProcess(sandbox, ['--keepalive', '5']);
     assert.ok(hub.token && hub.coapPort);
     token = hub.token;
-    relay = await startFilterRelay({ host: '127.0.0.1', port: hub.coapPort });
   });
   after(async () => {
     await Promise.all(agents.map((a) => a.stop('SIGKILL', 5_000)));
-    await relay?.close();
+    await Promise.all(relays.map((r) => r.close()));
     await hub?.stop();
     await sandbox?.cleanup();
   });
@@ -62,9 +55,9 @@ describe('henge agent - newest ack first', () => {
   test('newest ack - the ack of a newer snapshot abandons the older ack in flight and reaches the hub at once', { timeout: 60_000 }, async () => {
     const id = 'na-older';
     await cli('device', 'add', id, '--set', 'mode=a');
-    const a = start(id);
+    const relay = await newRelay();
+    const a = start(id, relay);
     await a.waitForLog(isAcked, 15_000);
-    relay.setFilter(null);
 
     // Every ack of the next version is lost on the way to the hub: its exchange keeps retransmitting.
     // (Versions are the hub's log positions: the next one is only known once the change is made.)
@@ -96,7 +89,8 @@ describe('henge agent - newest ack first', () => {
   test('newest ack - an ack does not wait for a re-registration in flight; the agent registers again right after it', { timeout: 60_000 }, async () => {
     const id = 'na-rereg';
     await cli('device', 'add', id, '--set', 'mode=a');
-    const a = start(id);
+    const relay = await newRelay();
+    const a = start(id, relay);
     await a.waitForLog(isAcked, 15_000);
 
     // From now on the hub's answers to registrations are lost: the next keepalive re-registration hangs.
@@ -121,9 +115,14 @@ describe('henge agent - newest ack first', () => {
       const regs = relay.log.slice(ackAt).filter((d) => d.direction === Direction.Up && isRegistration(d.msg));
       return regs.length > 0 ? regs : undefined;
     });
+    const trace = (): string =>
+      relay.log
+        .slice(from)
+        .map((d) => `${d.at} ${d.direction} ${d.msg ? `${d.msg.confirmable ? 'CON' : d.msg.ack ? 'ACK' : d.msg.reset ? 'RST' : 'NON'} ${d.msg.code} mid ${d.msg.messageId}` : 'not CoAP'}${isRegistration(d.msg) ? ' registration' : ''}${ackVersionOf(d.msg) !== undefined ? ` ack v${String(ackVersionOf(d.msg))}` : ''}${d.answers ? ` answers mid ${d.answers.messageId}` : ''}${d.dropped ? ' DROPPED' : ''}`)
+        .join('\n');
     assert.ok(
       after.every((d) => d.msg?.messageId !== hanging.messageId),
-      'the abandoned registration was not retransmitted',
+      `the abandoned registration (mid ${hanging.messageId}) was not retransmitted; relay log from the filter on:\n${trace()}\nagent log:\n${a.stderr().slice(-3000)}`,
     );
 
     // Answers flow again: the next registration is answered and the relation holds.

@@ -16,15 +16,8 @@ import { render } from '../agent/formats.ts';
 import { startAgentProcess, waitFor } from '../test/helpers/agent-process.ts';
 import type { LoggingProcess, LogLine } from '../test/helpers/agent-process.ts';
 import { HENGE_FW_ASAN, firmwareReady, startFirmwareProcess } from '../test/helpers/firmware.ts';
-import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
-import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
-
-interface DeviceState {
-  sync: string;
-  appliedVersion: number | null;
-  desiredVersion: number;
-  lastAck?: { version: number; status: string; message?: string } | null;
-}
+import { deviceStateOf, henge, makeSandbox, startHubProcess } from '../test/helpers/processes.ts';
+import type { DeviceStateView, HubProcess, Sandbox } from '../test/helpers/processes.ts';
 
 async function readBytes(path: string): Promise<Buffer | undefined> {
   try {
@@ -71,21 +64,14 @@ function exec(program: Program): void {
     let hub: HubProcess;
     let token = '';
 
-    const cli = async (...args: string[]): Promise<string> => {
-      const r = await runCli(sandbox, args);
-      assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
-      return r.stdout;
-    };
-    const state = async (id: string): Promise<DeviceState> => {
-      const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
-      return (await r.json()) as DeviceState;
-    };
-    const converged = (id: string, timeoutMs = 15_000): Promise<DeviceState> =>
+    const cli = (...args: string[]): Promise<string> => henge(sandbox, ...args);
+    const state = (id: string): Promise<DeviceStateView> => deviceStateOf(hub, token, id);
+    const converged = (id: string, timeoutMs = 15_000): Promise<DeviceStateView> =>
       waitFor(`${id} converged`, async () => {
         const s = await state(id);
         return s.sync === 'converged' && s.lastAck?.status === 'applied' ? s : undefined;
       }, timeoutMs);
-    const failedAt = (id: string, version: number, timeoutMs = 15_000): Promise<DeviceState> =>
+    const failedAt = (id: string, version: number, timeoutMs = 15_000): Promise<DeviceStateView> =>
       waitFor(`${id} failed at v${String(version)}`, async () => {
         const s = await state(id);
         return s.lastAck?.status === 'failed' && s.lastAck.version === version ? s : undefined;

@@ -16,8 +16,8 @@ import { waitFor } from '../test/helpers/agent-process.ts';
 import type { LogLine } from '../test/helpers/agent-process.ts';
 import { HENGE_FW, HENGE_FW_ASAN, firmwareReady, startFirmwareProcess } from '../test/helpers/firmware.ts';
 import type { FirmwareProcess } from '../test/helpers/firmware.ts';
-import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
-import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
+import { deviceStateOf, henge, makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
+import type { DeviceStateView, HubProcess, Sandbox } from '../test/helpers/processes.ts';
 
 const isAcked = (l: LogLine): boolean => l.msg === 'ack delivered';
 
@@ -59,15 +59,8 @@ function story(secure: boolean): void {
     let token = '';
     let key = '';
 
-    const cli = async (...args: string[]): Promise<string> => {
-      const r = await runCli(sandbox, args);
-      assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
-      return r.stdout;
-    };
-    const state = async (id: string): Promise<{ sync: string; appliedVersion: number | null; desiredVersion: number }> => {
-      const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
-      return (await r.json()) as { sync: string; appliedVersion: number | null; desiredVersion: number };
-    };
+    const cli = (...args: string[]): Promise<string> => henge(sandbox, ...args);
+    const state = (id: string): Promise<DeviceStateView> => deviceStateOf(hub, token, id);
     const converged = (id: string, timeoutMs = 10_000): Promise<true> =>
       waitFor(`${id} converged`, async () => ((await state(id)).sync === 'converged' ? true : undefined), timeoutMs);
     const port = (): number => {

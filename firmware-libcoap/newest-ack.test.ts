@@ -30,8 +30,8 @@ import { Direction, ackVersionOf, isRegistration, startFilterRelay } from '../te
 import type { FilterRelay } from '../test/helpers/filter-relay.ts';
 import { FIRMWARE_BUILD, HENGE_FW_ASAN, firmwareReady, startFirmwareProcess } from '../test/helpers/firmware.ts';
 import type { FirmwareProcess } from '../test/helpers/firmware.ts';
-import { makeSandbox, runCli, startHubProcess } from '../test/helpers/processes.ts';
-import type { HubProcess, Sandbox } from '../test/helpers/processes.ts';
+import { deviceStateOf, henge, makeSandbox, startHubProcess } from '../test/helpers/processes.ts';
+import type { DeviceStateView, HubProcess, Sandbox } from '../test/helpers/processes.ts';
 
 /** What differs between the two programs: how each is built and started, its config, and its log's words. */
 interface Program {
@@ -130,12 +130,6 @@ async function reRegistrationInFlight(relay: FilterRelay): Promise<number> {
   return mark;
 }
 
-interface DeviceState {
-  readonly sync: string;
-  readonly appliedVersion: number | null;
-  readonly desiredVersion: number;
-}
-
 function newestAck(program: Program): void {
   const { name, what, short } = program;
   const [first, change, another] = program.values;
@@ -160,15 +154,8 @@ function newestAck(program: Program): void {
       await sandbox?.cleanup();
     });
 
-    const cli = async (...args: string[]): Promise<string> => {
-      const r = await runCli(sandbox, args);
-      assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
-      return r.stdout;
-    };
-    const state = async (id: string): Promise<DeviceState> => {
-      const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
-      return (await r.json()) as DeviceState;
-    };
+    const cli = (...args: string[]): Promise<string> => henge(sandbox, ...args);
+    const state = (id: string): Promise<DeviceStateView> => deviceStateOf(hub, token, id);
     /** Waits until the hub holds the device's ack of `version` (converged on it). */
     const convergedOn = (id: string, version: number, timeoutMs: number): Promise<true> =>
       waitFor(

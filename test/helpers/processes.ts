@@ -2,6 +2,7 @@
  * Starts real henge processes for end-to-end tests: the hub (`henge hub`) and the CLI, each with its
  * own temp data folder and CLI config, so tests never touch the user's files.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -131,4 +132,26 @@ export function runCli(sandbox: Sandbox, args: readonly string[], extraEnv: Node
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** `henge <args>` that must succeed (exit 0, else an assertion with its stderr); its stdout. */
+export async function henge(sandbox: Sandbox, ...args: string[]): Promise<string> {
+  const r = await runCli(sandbox, args);
+  assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** What tests read of `GET /devices/{id}/state`. */
+export interface DeviceStateView {
+  readonly desiredVersion: number;
+  readonly appliedVersion: number | null;
+  readonly sync: string;
+  readonly lastAck: { readonly version: number; readonly status: string; readonly message?: string } | null;
+}
+
+/** The hub's view of device `id` (200 expected). */
+export async function deviceStateOf(hub: HubProcess, token: string, id: string): Promise<DeviceStateView> {
+  const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 200, `GET /devices/${id}/state`);
+  return (await r.json()) as DeviceStateView;
 }

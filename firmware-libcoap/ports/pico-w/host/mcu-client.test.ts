@@ -17,8 +17,8 @@ import { waitFor } from '../../../../test/helpers/agent-process.ts';
 import type { LogLine } from '../../../../test/helpers/agent-process.ts';
 import { FIRMWARE_BUILD, firmwareReady, startFirmwareProcess } from '../../../../test/helpers/firmware.ts';
 import type { FirmwareProcess } from '../../../../test/helpers/firmware.ts';
-import { makeSandbox, runCli, startHubProcess } from '../../../../test/helpers/processes.ts';
-import type { HubProcess, Sandbox } from '../../../../test/helpers/processes.ts';
+import { deviceStateOf, henge, makeSandbox, startHubProcess } from '../../../../test/helpers/processes.ts';
+import type { DeviceStateView, HubProcess, Sandbox } from '../../../../test/helpers/processes.ts';
 
 const BIN = join(FIRMWARE_BUILD, 'mcu-host', 'henge-mcu-host');
 
@@ -50,15 +50,8 @@ function story(secure: boolean): void {
       await sandbox?.cleanup();
     });
 
-    const cli = async (...args: string[]): Promise<string> => {
-      const r = await runCli(sandbox, args);
-      assert.equal(r.code, 0, `henge ${args.join(' ')}: ${r.stderr}`);
-      return r.stdout;
-    };
-    const state = async (id: string): Promise<{ sync: string; appliedVersion: number | null; desiredVersion: number; lastAck: { status: string } | null }> => {
-      const r = await fetch(`${hub.url}/devices/${id}/state`, { headers: { authorization: `Bearer ${token}` } });
-      return (await r.json()) as { sync: string; appliedVersion: number | null; desiredVersion: number; lastAck: { status: string } | null };
-    };
+    const cli = (...args: string[]): Promise<string> => henge(sandbox, ...args);
+    const state = (id: string): Promise<DeviceStateView> => deviceStateOf(hub, token, id);
     const converged = (id: string, timeoutMs = 10_000): Promise<true> =>
       waitFor(`${id} converged`, async () => ((await state(id)).sync === 'converged' ? true : undefined), timeoutMs);
 
