@@ -406,6 +406,15 @@ static fw_status restore_previous(fw_ctx *fw) {
   return st;
 }
 
+/* The apply a hook was running for does not count: --out goes back (logged) and the core's applied snapshot is the one before it. FW_OK, or the restore's failure. */
+static fw_status undo_apply(fw_ctx *fw) {
+  fw_status st = restore_previous(fw);
+  fw->dev.has_applied = fw->core_had_applied;
+  fw->dev.applied = fw->core_applied;
+  fw->dev.applied_acked = fw->core_acked;
+  return st;
+}
+
 /* The hook is done: the apply counts (saved, logged, the LED), or --out goes back and the core acks "failed". */
 static fw_status hook_done(fw_ctx *fw) {
   fw_hook_result *r = &fw->hook_result;
@@ -421,13 +430,10 @@ static fw_status hook_done(fw_ctx *fw) {
     fw_line_emit(&l, FW_DEBUG, "--exec succeeded");
     st = finish_apply(fw, fw->inbox.len, fw->hook_via);
   } else {
-    st = restore_previous(fw); /* logged; the hub learns that the hook failed either way */
-    /* Back to the core's applied snapshot, then the same snapshot again through the core, whose apply
-       fails this time with the hook's message: it logs it, marks it failed (not retried until a newer
-       one comes) and makes the "failed" ack pending, as for any apply that fails. */
-    fw->dev.has_applied = fw->core_had_applied;
-    fw->dev.applied = fw->core_applied;
-    fw->dev.applied_acked = fw->core_acked;
+    st = undo_apply(fw); /* the hub learns that the hook failed either way */
+    /* Then the same snapshot again through the core, whose apply fails this time with the hook's
+       message: it logs it, marks it failed (not retried until a newer one comes) and makes the "failed"
+       ack pending, as for any apply that fails. */
     fw->hook_failure = r->message;
     fw->hook_error = r->error;
     henge_outcome outcome;
@@ -467,10 +473,7 @@ fw_status fw_device_stop_hook(fw_ctx *fw) {
   fw->hook_busy = false;
   /* --out goes back to what state.json holds; the core forgets the apply; no ack (the hub sends this
      snapshot again at the next registration), as the Node agent does. */
-  fw_status rst = restore_previous(fw); /* logged */
-  fw->dev.has_applied = fw->core_had_applied;
-  fw->dev.applied = fw->core_applied;
-  fw->dev.applied_acked = fw->core_acked;
+  fw_status rst = undo_apply(fw);
   fw->dev.has_pending = false; /* the stopped apply's "applied" ack: never sent (henge-fw is stopping) */
   fw->link.ack_due = false;
   fw_buf_free(&fw->previous);
