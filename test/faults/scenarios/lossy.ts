@@ -182,8 +182,8 @@ export async function lossyNetwork(opts: LossyOptions): Promise<LossyResult> {
 }
 
 /**
- * How many late devices the test tolerates without a cut exchange: 1 %. The issue asks for none; 10 of
- * 11 runs on 2 cores had none, and one had a device at 51 s whose exchanges lost at most 2 transmissions
+ * How many late devices the test tolerates without a cut exchange: 1 %. The issue asks for none; 11 of
+ * 12 runs on 2 cores had none, and one had a device at 51 s whose exchanges lost at most 2 transmissions
  * in a row as counted here. That count sees one direction of each exchange only (a request up, a
  * notification down), not the answer coming back (the device's empty ACK, the hub's piggybacked
  * response), so it misses exchanges that failed on the way back; counting both is the open work
