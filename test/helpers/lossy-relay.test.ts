@@ -1,37 +1,75 @@
 /**
- * The lossy relay's count of transmissions dropped in a row per exchange (what excuses a late device in
- * test/faults/lossy.test.ts): which datagrams are transmissions of one exchange, and how runs of drops add
- * up, end and restart.
+ * The lossy relay's traces and what they explain (what excuses a late device in test/faults/lossy.test.ts):
+ * each transmission of a confirmable exchange is paired with its answers both ways, and runs of
+ * transmissions the network failed add up, end and restart.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageKind, emptyMessage, generateMessage } from '../../protocol/coap.ts';
-import { exchangeOf, track } from './lossy-relay.ts';
-import type { Run } from './lossy-relay.ts';
+import { cutAttempts, formatTrace, traceEvent } from './relay-trace.ts';
+import type { TraceEvent } from './relay-trace.ts';
 
 const con = (mid: number, code = '0.02'): Buffer => generateMessage({ confirmable: true, code, messageId: mid, token: Buffer.from([1, 2]) });
-const non = (mid: number): Buffer => generateMessage({ confirmable: false, code: '2.05', messageId: mid, token: Buffer.from([1, 2]) });
+const piggybacked = (mid: number): Buffer => generateMessage({ ack: true, code: '2.04', messageId: mid, token: Buffer.from([1, 2]) });
 
-test('lossy relay - a confirmable request up is its message id; every confirmable notification down is one chain; the rest is no exchange', () => {
-  assert.equal(exchangeOf(con(0x1234), true), 0x1234);
-  assert.equal(exchangeOf(con(7, '2.05'), false), exchangeOf(con(8, '2.05'), false), 'a newer notification continues the chain');
-  assert.equal(exchangeOf(non(9), true), null);
-  assert.equal(exchangeOf(emptyMessage(MessageKind.Ack, 5), true), null, 'an empty ACK');
-  assert.equal(exchangeOf(Buffer.from([0x40]), true), null, 'shorter than a header');
+/** A little language for traces: "u+" a request up delivered, "u-" dropped; "d" down; "A" an ACK, "R" an RST, "N" a notification (CON down). */
+function trace(steps: string, mid = 100): TraceEvent[] {
+  let t = 0;
+  return steps.split(' ').map((s) => {
+    const dropped = s.endsWith('-');
+    const kind = s.slice(0, -1);
+    t += 1000;
+    const bytes =
+      kind === 'u' ? con(mid) : kind === 'dA' ? piggybacked(mid) : kind === 'N' ? con(mid, '2.05') : kind === 'uA' ? emptyMessage(MessageKind.Ack, mid) : kind === 'uR' ? emptyMessage(MessageKind.Rst, mid) : Buffer.alloc(0);
+    const e = traceEvent(bytes, kind.startsWith('u'), dropped, t);
+    assert.ok(e, `a step of the trace language: ${s}`);
+    return e;
+  });
+}
+
+test('lossy relay - a datagram becomes a trace event with its direction, type, code and message id; a non-CoAP one none', () => {
+  assert.deepEqual(traceEvent(con(0x1234), true, false, 5), { t: 5, up: true, type: 0, code: 2, mid: 0x1234, dropped: false });
+  assert.deepEqual(traceEvent(emptyMessage(MessageKind.Rst, 9), false, true, 6), { t: 6, up: false, type: 3, code: 0, mid: 9, dropped: true });
+  assert.equal(traceEvent(Buffer.from([0x40]), true, false, 0), null, 'shorter than a header');
+  assert.equal(traceEvent(Buffer.from([0x00, 0, 0, 0]), true, false, 0), null, 'CoAP version 0 (a DTLS record, say)');
+  assert.match(formatTrace(trace('u- dA+')), /up {3}CON 0\.02 {2}mid {3}100 dropped\n.*down ACK 2\.04/);
 });
 
-test('lossy relay - drops in a row count per exchange: a delivered transmission ends the run, another exchange starts a new one', () => {
-  const run: Run = { key: NaN, lost: 0, max: 0 };
-  track(run, 1, true);
-  track(run, 1, true);
-  track(run, 1, true);
-  assert.equal(run.max, 3);
-  track(run, 1, false); // the fourth got through
-  track(run, 2, true);
-  track(run, 1, true); // a late copy of exchange 1 again: a new run
-  assert.equal(run.lost, 1);
-  track(run, null, true); // not a transmission of any exchange: no effect
-  assert.equal(run.lost, 1);
-  for (let i = 0; i < 4; i++) track(run, 3, true);
-  assert.equal(run.max, 4, 'an exchange that needed its last transmission');
+test('lossy relay - a request whose transmissions are dropped on the way up counts each as failed; the answer getting through ends the run', () => {
+  assert.equal(cutAttempts(trace('u- u- u- u+ dA+')).maxRun, 3);
+  assert.equal(cutAttempts(trace('u- u- u- u- u+ dA+')).maxRun, 4, 'the exchange needed its fifth and last transmission');
+  assert.equal(cutAttempts(trace('u- u- u- u- u-')).maxRun, 5, 'cut entirely');
+});
+
+test('lossy relay - a request delivered whose answer is dropped on the way back failed too: both halves of the exchange count', () => {
+  assert.equal(cutAttempts(trace('u+ dA- u- u+ dA- u+ dA- u+ dA+')).maxRun, 4);
+  assert.deepEqual(cutAttempts(trace('u+ dA- u+ dA- u+ dA- u+ dA-')), { maxRun: 4, at: 7000, direction: 'up' }, 'every answer lost');
+});
+
+test('lossy relay - a transmission delivered and never answered is the peer\'s doing, not the network\'s: it ends the run', () => {
+  assert.equal(cutAttempts(trace('u- u- u+ u- u- u+ dA+')).maxRun, 2);
+});
+
+test('lossy relay - notifications down are one chain across message ids; only the ACK of the newest id settles it, as the hub does', () => {
+  const events = [...trace('N-'), ...trace('N+ uA-', 101), ...trace('N+ uA+', 102)].map((e, i) => ({ ...e, t: i }));
+  assert.equal(cutAttempts(events).maxRun, 2, 'a dropped notification, then one whose ACK was dropped, then one that got through');
+  const lateAck = [...trace('N-', 200), ...trace('N+ uA-', 201), ...trace('uA+', 200), ...trace('N- N+ uA+', 202)].map((e, i) => ({ ...e, t: i }));
+  assert.equal(cutAttempts(lateAck).maxRun, 3, 'a late ACK of an older id does not settle the chain');
+  assert.equal(cutAttempts([...trace('N+ uA-', 300), ...trace('N+ uR+', 301)].map((e, i) => ({ ...e, t: i }))).maxRun, 1, 'an RST answers too');
+});
+
+test('lossy relay - each request is its own exchange: another message id starts a new run', () => {
+  const events = [...trace('u- u-', 1), ...trace('u- u+ dA+', 2), ...trace('u+ dA+', 1)].map((e, i) => ({ ...e, t: i }));
+  assert.equal(cutAttempts(events).maxRun, 2);
+});
+
+test('lossy relay - only exchanges live in the window count: one with a transmission in it, or one still unsettled when it opens', () => {
+  const cut = trace('u- u- u- u- u-'); // transmissions at 1 s .. 5 s
+  assert.equal(cutAttempts(cut, 200_000).maxRun, 0, 'cut long before the window (warm-up): not counted');
+  assert.equal(cutAttempts(cut, 50_000).maxRun, 5, 'cut 45 s before the window, still within MAX_TRANSMIT_WAIT of its start: counted');
+  assert.equal(cutAttempts(cut, 4_500).maxRun, 5, 'a transmission inside the window');
+  assert.equal(cutAttempts(cut, 0, 3_500).maxRun, 3, 'nothing after `until` is read');
+  const settled = trace('u- u- u- u- u+ dA+');
+  assert.equal(cutAttempts(settled, 60_000).maxRun, 0, 'settled before the window opened');
+  assert.equal(cutAttempts(settled, 5_500).maxRun, 4, 'its last transmission before the window, its answer inside: it needed its fifth transmission');
 });

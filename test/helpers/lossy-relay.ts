@@ -3,11 +3,13 @@
  * has no netem). Devices send to the relay's port; for each device endpoint the relay opens its own
  * upstream socket, so the hub still sees one endpoint per device. In each direction a datagram is
  * dropped with probability LOSS, else delivered after a uniform random delay in [0, JITTER] ms, so
- * datagrams overtake each other (reordering). Deterministic for a seed.
+ * datagrams overtake each other (reordering). Its random choices follow a seed; which datagram meets
+ * which choice depends on the order they arrive in, so a seed replays a run closely, not exactly. It
+ * records every datagram per device endpoint (relay-trace.ts reads what the losses explain).
  *
  *   node --import tsx test/helpers/lossy-relay.ts --target 127.0.0.1:5683 --loss 0.2 --jitter 40 --seed 7
  *
- * Prints `{"port":N}` once listening; on SIGTERM prints its counters as one JSON line and exits 0.
+ * Prints `{"port":N}` once listening; on SIGTERM prints its counters and traces as one JSON line and exits 0.
  * `startLossyRelay()` runs it from a test.
  */
 import { spawn } from 'node:child_process';
@@ -16,6 +18,8 @@ import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { traceEvent } from './relay-trace.ts';
+import type { TraceEvent } from './relay-trace.ts';
 import { rng } from './rng.ts';
 
 export interface RelayCounters {
@@ -25,64 +29,33 @@ export interface RelayCounters {
   readonly reordered: number;
   readonly endpoints: number;
   /**
-   * Per device endpoint, by the port the hub sees it on (the relay's upstream socket): the most
-   * transmissions of one confirmable exchange dropped in a row (since the start, or the last resetRuns()), device to hub (one request: same message
-   * id) and hub to device (its confirmable notifications). 4 means the exchange needed its fifth and last
-   * transmission (RFC 7252: 30-45 s after the first), 5 that the network cut it entirely.
+   * Per device endpoint, by the port the hub sees it on (the relay's upstream socket): every datagram,
+   * timed by the wall clock (relay-trace.ts reads them).
    */
-  readonly lostInARow: Readonly<Record<string, { readonly up: number; readonly down: number }>>;
-}
-
-/** Consecutive drops of one exchange's transmissions, and the most seen. */
-export interface Run {
-  key: number;
-  lost: number;
-  max: number;
+  readonly traces: Readonly<Record<string, readonly TraceEvent[]>>;
 }
 
 interface Flow {
   readonly upstream: Socket;
   /** Per direction: sequence of arrival, and the highest sequence delivered so far. */
-  up: { next: number; delivered: number; run: Run };
-  down: { next: number; delivered: number; run: Run };
+  up: { next: number; delivered: number };
+  down: { next: number; delivered: number };
+  trace: TraceEvent[];
 }
 
-const NOTIFICATION = -1;
-
-/**
- * Which exchange a datagram is a transmission of, or null: a confirmable request up (its message id), a
- * confirmable notification down (one chain per device: a newer snapshot replaces the one in flight under
- * a new message id, RFC 7641 §4.5.2, and keeps its retransmission counter).
- */
-export function exchangeOf(b: Buffer, up: boolean): number | null {
-  if (b.length < 4 || b[0] === undefined || b[1] === undefined || b[2] === undefined || b[3] === undefined) return null;
-  const confirmable = ((b[0] >> 4) & 0x03) === 0;
-  if (!confirmable || b[1] === 0) return null;
-  return up ? (b[2] << 8) | b[3] : NOTIFICATION;
-}
-
-export function track(run: Run, key: number | null, dropped: boolean): void {
-  if (key === null) return;
-  if (!dropped) {
-    if (run.key === key) run.lost = 0;
-    return;
-  }
-  if (run.key === key) run.lost++;
-  else {
-    run.key = key;
-    run.lost = 1;
-  }
-  run.max = Math.max(run.max, run.lost);
-}
+/** Datagrams kept per device endpoint (a guard: a test's run records a few hundred). */
+const TRACE_CAP = 20_000;
 
 function runRelay(target: { host: string; port: number }, loss: number, jitterMs: number, seed: number): void {
   const random = rng(seed);
   const counters = { forwarded: 0, dropped: 0, reordered: 0, endpoints: 0 };
   const flows = new Map<string, Flow>();
   const front = createSocket('udp4');
-  const pass = (dir: Flow['up'], bytes: Buffer, up: boolean, send: () => void): void => {
+  const pass = (flow: Flow, bytes: Buffer, up: boolean, send: () => void): void => {
+    const dir = up ? flow.up : flow.down;
     const dropped = random() < loss;
-    track(dir.run, exchangeOf(bytes, up), dropped);
+    const event = traceEvent(bytes, up, dropped, Date.now());
+    if (event && flow.trace.length < TRACE_CAP) flow.trace.push(event);
     if (dropped) {
       counters.dropped++;
       return;
@@ -100,37 +73,29 @@ function runRelay(target: { host: string; port: number }, loss: number, jitterMs
     let flow = flows.get(key);
     if (!flow) {
       const upstream = createSocket('udp4');
-      const run = (): Run => ({ key: NaN, lost: 0, max: 0 });
-      const f: Flow = { upstream, up: { next: 0, delivered: 0, run: run() }, down: { next: 0, delivered: 0, run: run() } };
-      upstream.on('message', (reply: Buffer) => pass(f.down, reply, false, () => front.send(reply, from.port, from.address)));
+      const f: Flow = { upstream, up: { next: 0, delivered: 0 }, down: { next: 0, delivered: 0 }, trace: [] };
+      upstream.on('message', (reply: Buffer) => pass(f, reply, false, () => front.send(reply, from.port, from.address)));
       upstream.bind(0, '127.0.0.1');
       flows.set(key, f);
       counters.endpoints++;
       flow = f;
     }
     const up = flow.upstream;
-    pass(flow.up, msg, true, () => up.send(msg, target.port, target.host));
+    pass(flow, msg, true, () => up.send(msg, target.port, target.host));
   });
   front.bind(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ port: front.address().port })}\n`));
-  // `reset-runs`: count drops in a row afresh from now (exchanges that start after a test's last change).
-  createInterface({ input: process.stdin }).on('line', (line) => {
-    if (line.trim() !== 'reset-runs') return;
-    for (const f of flows.values()) for (const run of [f.up.run, f.down.run]) Object.assign(run, { key: NaN, lost: 0, max: 0 });
-    process.stdout.write(`${JSON.stringify({ reset: true })}\n`);
-  });
+  process.stdin.resume();
   process.stdin.once('end', () => process.exit(0));
   process.once('SIGTERM', () => {
-    const lostInARow: Record<string, { up: number; down: number }> = {};
-    for (const f of flows.values()) lostInARow[String(f.upstream.address().port)] = { up: f.up.run.max, down: f.down.run.max };
-    process.stdout.write(`${JSON.stringify({ ...counters, lostInARow })}\n`);
-    process.exit(0);
+    const traces: Record<string, TraceEvent[]> = {};
+    for (const f of flows.values()) traces[String(f.upstream.address().port)] = f.trace;
+    // A pipe takes a long line in pieces: exit once all of it is written.
+    process.stdout.write(`${JSON.stringify({ ...counters, traces })}\n`, () => process.exit(0));
   });
 }
 
 export interface LossyRelay {
   readonly port: number;
-  /** From now on `lostInARow` counts only what happens from here (resolves once the relay has done it). */
-  resetRuns(): Promise<void>;
   /** Ends the relay (SIGTERM, by its pid) and returns its counters. */
   stop(): Promise<RelayCounters>;
 }
@@ -151,11 +116,6 @@ export async function startLossyRelay(target: { host: string; port: number }, lo
   let stopped: Promise<RelayCounters> | undefined;
   return {
     port: ready.port,
-    resetRuns: async () => {
-      const done = next();
-      child.stdin?.write('reset-runs\n');
-      await done;
-    },
     stop: () =>
       (stopped ??= (async () => {
         const last = next();

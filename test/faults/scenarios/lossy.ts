@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { Simulator } from '../../../sim/index.ts';
 import { startLossyRelay } from '../../helpers/lossy-relay.ts';
 import type { LossyRelay, RelayCounters } from '../../helpers/lossy-relay.ts';
+import { cutAttempts, formatTrace } from '../../helpers/relay-trace.ts';
+import type { TraceEvent } from '../../helpers/relay-trace.ts';
 import { rng } from '../../helpers/rng.ts';
 import { summarize } from '../../../bench/lib/stats.ts';
 import { makeSandbox, startHubProcess } from '../../helpers/processes.ts';
@@ -68,7 +70,17 @@ export interface LossyResult {
   readonly abandoned: number;
   readonly relay: RelayCounters;
   /** Devices the hub had no ack from within MAX_TRANSMIT_SPAN: when, and what the relay did to their exchanges. */
-  readonly late: ReadonlyArray<{ readonly device: string; readonly ms: number | null; readonly lostUp: number; readonly lostDown: number }>;
+  readonly late: readonly LateDevice[];
+}
+
+export interface LateDevice {
+  readonly device: string;
+  /** Last change → the hub recorded its ack of its latest version; null: never. */
+  readonly ms: number | null;
+  /** The most transmissions of one of its exchanges the network failed in a row after the last change (relay-trace.ts). */
+  readonly cut: number;
+  /** Every datagram of the device through the relay after the last change. */
+  readonly trace: readonly TraceEvent[];
 }
 
 const GROUP = 'lossy';
@@ -111,14 +123,14 @@ export async function lossyNetwork(opts: LossyOptions): Promise<LossyResult> {
     log(`${sim.stats().observing}/${opts.devices} devices observing through the relay (loss ${opts.loss * 100} % each way, jitter 0-${opts.jitterMs} ms)`);
 
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    // The clock starts when the hub has committed the last change (its answer came back).
+    let lastChange = 0;
     for (let k = 1; k <= opts.changes; k++) {
+      if (k > 1) await sleep(opts.changeGapMs);
       const r = await fetch(`${hub.url}/groups/${GROUP}/values`, { method: 'PATCH', headers: auth, body: JSON.stringify({ values: { n: k } }) });
+      lastChange = Date.now();
       assert.equal(r.status, 200, await r.text());
-      await sleep(opts.changeGapMs);
     }
-    const lastChange = Date.now();
-    // What excuses a late device is an exchange cut after the last change, not one cut during warm-up.
-    await relay.resetRuns();
     interface FleetDevice {
       readonly device: string;
       readonly desiredVersion: number;
@@ -153,11 +165,15 @@ export async function lossyNetwork(opts: LossyOptions): Promise<LossyResult> {
       const at = d.appliedVersion === d.desiredVersion ? d.lastAck?.time : undefined;
       const ms = at === undefined ? null : Math.max(0, at - lastChange);
       if (ms !== null && ms <= MAX_TRANSMIT_SPAN_MS) return [];
-      // The hub sees a device at the relay's upstream socket for it: "address%port".
-      const lost = relayCounters.lostInARow[d.endpoint?.split('%').at(-1) ?? ''];
-      return [{ device: d.device, ms, lostUp: lost?.up ?? -1, lostDown: lost?.down ?? -1 }];
+      // The hub sees a device at the relay's upstream socket for it: "address%port". What excuses it is an
+      // exchange the network cut between the last change and its convergence, not one cut during warm-up.
+      const trace = relayCounters.traces[d.endpoint?.split('%').at(-1) ?? ''] ?? [];
+      const cut = cutAttempts(trace, lastChange, at ?? Infinity);
+      log(`past ${MAX_TRANSMIT_SPAN_MS} ms: ${d.device} at ${String(ms)} ms; the most transmissions of one exchange the network failed in a row: ${cut.maxRun}${cut.direction ? ` (${cut.direction === 'up' ? 'a request' : 'notifications'}, last sent ${cut.at - lastChange} ms after the last change)` : ''}`);
+      // Its datagrams from MAX_TRANSMIT_WAIT before the last change on, times from the last change: an unexcused device is a bug to find.
+      if (cut.maxRun < LOST_IN_A_ROW_EXCUSED) log(`${d.device}'s datagrams:\n${formatTrace(trace, lastChange, lastChange - MAX_TRANSMIT_WAIT_MS)}`);
+      return [{ device: d.device, ms, cut: cut.maxRun, trace }];
     });
-    for (const l of late) log(`past ${MAX_TRANSMIT_SPAN_MS} ms: ${l.device} at ${String(l.ms)} ms; the most transmissions of one exchange dropped in a row: ${l.lostUp} up, ${l.lostDown} down`);
     return {
       devices: opts.devices,
       seed: opts.seed,
@@ -170,7 +186,7 @@ export async function lossyNetwork(opts: LossyOptions): Promise<LossyResult> {
       staleRefused: sim.counters.stale,
       deviceRetransmissions: sim.counters.retransmissions,
       abandoned: sim.counters.abandoned,
-      relay: relayCounters,
+      relay: { ...relayCounters, traces: {} },
       late,
     };
   } finally {
@@ -204,7 +220,7 @@ export interface LossyVerdict {
 /** What must hold (see the top of this file), and the figures the test and the bench print. */
 export function lossyVerdict(r: LossyResult, keepaliveS: number): LossyVerdict {
   const s = summarize(r.convergeMs, 0);
-  const excused = r.late.filter((l) => Math.max(l.lostUp, l.lostDown) >= LOST_IN_A_ROW_EXCUSED);
+  const excused = r.late.filter((l) => l.cut >= LOST_IN_A_ROW_EXCUSED);
   const unexcused = r.late.filter((l) => !excused.includes(l));
   const pass = unexcused.length <= maxUnexcused(r.devices) && r.converged === r.devices && r.fleetConverged === r.devices && s.max <= convergeBoundMs(keepaliveS) && r.olderAfterNewer === 0;
   return {
