@@ -207,6 +207,27 @@ test('sim device - a registration of a lost relation is never abandoned for an a
   assert.equal(decodeAck(post.payload).version, 13);
 });
 
+test('sim device - a re-registration that gets no answer keeps the relation: the next notification is applied and acked, not reset', () => {
+  const h = new FakeHost();
+  const d = new SimDevice('dev-3d', 0, h);
+  const token = registered(h, d);
+  d.onTimer(TimerKind.Keepalive, h.lastTimer(TimerKind.Keepalive).gen);
+  assert.equal(h.last().code, '0.01');
+  for (let i = 0; i < 5; i++) d.onTimer(TimerKind.Retransmit, h.lastTimer(TimerKind.Retransmit).gen);
+  assert.equal(h.registeredEvents.at(-1)?.code, 'timeout', 'the re-registration was given up');
+  assert.equal(d.observing, true, 'the relation it held is not known to be gone');
+  d.onDatagram(notification(token, 700, snapshot(14)));
+  const [ack, post] = h.sent.slice(-2);
+  assert.equal(ack?.reset, false, 'no RST: that would end the relation at the hub');
+  assert.deepEqual([ack?.ack, ack?.messageId], [true, 700]);
+  assert.equal(d.appliedVersion, 14);
+  assert.equal(post?.code, '0.02', 'acked at once');
+  assert.equal(decodeAck(post?.payload ?? Buffer.alloc(0)).version, 14);
+  d.onDatagram(response(post ?? h.last(), '2.04'));
+  d.onTimer(TimerKind.Keepalive, h.lastTimer(TimerKind.Keepalive).gen);
+  assert.equal(h.last().code, '0.01', 'and it registers again');
+});
+
 test('sim device - the snapshot it holds, sent again while its ack was never answered, is acked again', () => {
   const h = new FakeHost();
   const d = new SimDevice('dev-4', 0, h);

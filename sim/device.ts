@@ -671,7 +671,9 @@ export class SimDevice {
     this.out = null;
     this.retxGen++;
     if (kind === RequestKind.Register) {
-      this.observing = false;
+      // A re-registration with no answer ends nothing at the hub (docs/protocol.md, Observe lifecycle,
+      // "Keepalive"): the relation the device held stays, its notifications are still taken, and the
+      // registration goes again later. Resetting them would end a relation that still works.
       this.registered = false;
       this.host.counters.registrationFailures++;
       this.host.onRegistered(this, { device: this.id, code: 'timeout', observing: false, sentAt, at: this.host.now() });
