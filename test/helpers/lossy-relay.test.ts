@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageKind, emptyMessage, generateMessage } from '../../protocol/coap.ts';
-import { cutAttempts, formatTrace, traceEvent } from './relay-trace.ts';
+import { criticalPath, cutAttempts, formatTrace, traceEvent } from './relay-trace.ts';
 import type { TraceEvent } from './relay-trace.ts';
 
 const con = (mid: number, code = '0.02'): Buffer => generateMessage({ confirmable: true, code, messageId: mid, token: Buffer.from([1, 2]) });
@@ -72,4 +72,22 @@ test('lossy relay - only exchanges live in the window count: one with a transmis
   const settled = trace('u- u- u- u- u+ dA+');
   assert.equal(cutAttempts(settled, 60_000).maxRun, 0, 'settled before the window opened');
   assert.equal(cutAttempts(settled, 5_500).maxRun, 4, 'its last transmission before the window, its answer inside: it needed its fifth transmission');
+});
+
+test('lossy relay - the critical path: the snapshot\'s way down (notifications, registrations), then the ack\'s way up; failed transmissions\' waits, overlaps merged, clipped', () => {
+  const at = (t: number, events: TraceEvent[]): TraceEvent[] => events.map((e) => ({ ...e, t: e.t - 1000 + t }));
+  // A notification dropped at 1 s, retransmitted at 3 s and delivered; the ack POST dropped at 3.1 s, delivered at 5.1 s.
+  const events = [...at(1000, trace('N-', 10)), ...at(3000, trace('N+ uA+', 10)), ...at(3100, trace('u-', 20)), ...at(5100, trace('u+ dA+', 20))].sort((p, q) => p.t - q.t);
+  assert.deepEqual(criticalPath(events, 0, 5100), { snapshotAt: 3000, lossWaitMs: 2000 + 2000 });
+  assert.equal(criticalPath(events, 2000, 5100).lossWaitMs, 1000 + 2000, 'clipped to `from`');
+  assert.equal(criticalPath(events, 0, 4000).lossWaitMs, 2000 + 900, 'clipped to `until`');
+  // The registration was the way down: its answer (2.05 with the snapshot) lost once.
+  const ev = (t: number, up: boolean, type: number, code: number, mid: number, dropped: boolean): TraceEvent => ({ t, up, type, code, mid, dropped });
+  const regAndAck = [ev(1000, true, 0, 1, 30, false), ev(1010, false, 2, 69, 30, true), ev(4000, true, 0, 1, 30, false), ev(4010, false, 2, 69, 30, false), ev(4020, true, 0, 2, 31, false), ev(4030, false, 2, 68, 31, false)];
+  assert.deepEqual(criticalPath(regAndAck, 0, 4020), { snapshotAt: 4010, lossWaitMs: 3000 });
+  // A request that is not on the path (a re-registration after the snapshot arrived) failing in the ack's way: the device's time.
+  const blocked = [...at(1000, trace('N+ uA+', 40)), ...at(1100, trace('u- u- u+', 50)).map((e) => ({ ...e, code: 1 })), ...at(9000, trace('u+ dA+', 51))].sort((p, q) => p.t - q.t);
+  assert.deepEqual(criticalPath(blocked, 0, 9000), { snapshotAt: 1000, lossWaitMs: 0 });
+  // Cut: the last transmission waits twice the first timeout before the sender gives up.
+  assert.equal(criticalPath(trace('N- N-'), 0, 100_000).lossWaitMs, 1000 + 2000);
 });
