@@ -135,6 +135,10 @@ export interface RegisteredEvent {
   readonly device: string;
   /** CoAP response code, or 'timeout'. */
   readonly code: string;
+  /**
+   * This registration was answered with a relation. A re-registration that timed out says false here,
+   * while the device keeps the relation it held (SimDevice.observing stays true; see giveUp).
+   */
   readonly observing: boolean;
   /** Monotonic ms (sim/clock.ts): the request's first transmission, and its answer. */
   readonly sentAt: number;

@@ -11,6 +11,9 @@
  * every answer that came back before the next transmission. A transmission that was delivered and got
  * no answer at all is the peer's doing, not the network's: it ends a run of failures like a success does.
  */
+import { option, parseMessage, readBlock } from '../../protocol/coap.ts';
+import { decodeSnapshot } from '../../protocol/snapshot.ts';
+
 
 /** One datagram through the relay: when (wall-clock ms), which way, CoAP type and code, message id, dropped or not. */
 export interface TraceEvent {
@@ -22,17 +25,36 @@ export interface TraceEvent {
   readonly code: number;
   readonly mid: number;
   readonly dropped: boolean;
+  /** A 2.05 carrying a whole snapshot: its version. */
+  readonly version?: number;
 }
 
 const CON = 0;
 const ACK = 2;
 const RST = 3;
+const GET = 1;
+const POST = 2;
+const CONTENT = 69;
 
-/** The event a datagram is, or null if it has no CoAP header. */
+/** The event a datagram is, or null if it has no CoAP header. A 2.05 carrying a whole snapshot gets its version. */
 export function traceEvent(b: Uint8Array, up: boolean, dropped: boolean, t: number): TraceEvent | null {
   const [first, code, hi, lo] = [b[0], b[1], b[2], b[3]];
   if (first === undefined || code === undefined || hi === undefined || lo === undefined || first >> 6 !== 1) return null;
-  return { t, up, type: (first >> 4) & 0x03, code, mid: (hi << 8) | lo, dropped };
+  const e = { t, up, type: (first >> 4) & 0x03, code, mid: (hi << 8) | lo, dropped };
+  const version = code === CONTENT ? snapshotVersion(b) : undefined;
+  return version === undefined ? e : { ...e, version };
+}
+
+/** The version of the snapshot a 2.05 carries whole, if it does (a first block of several, or anything else, has none). */
+function snapshotVersion(b: Uint8Array): number | undefined {
+  try {
+    const msg = parseMessage(b);
+    const block2 = option(msg, 'Block2');
+    if (block2 !== undefined && readBlock(block2).more) return undefined;
+    return decodeSnapshot(msg.payload).version;
+  } catch {
+    return undefined; // not a snapshot: the event simply has no version
+  }
 }
 
 /** One transmission of an exchange, and what became of it. */
@@ -42,45 +64,81 @@ interface Attempt {
   readonly mid: number;
   /** Dropped, or delivered with every answer to it dropped. */
   failed: boolean;
+  /** The relay passed it on. */
+  readonly delivered: boolean;
   /** An answer got through. */
   answered: boolean;
   /** An answer came back at all. */
   answeredAtAll: boolean;
 }
 
-/** A request (one message id) or a chain of notifications (until one is acknowledged). */
+/**
+ * A request (one message id) or a chain of notifications. The hub's chain ends when an ACK of its newest
+ * id or an RST of any of its ids reaches the hub, when a registration from the device reaches it (the
+ * relation is replaced), or after its fifth transmission (the hub gives up).
+ */
 interface Exchange {
   readonly up: boolean;
   /** The code of its first transmission: 1 GET (a registration), 2 POST (an ack), 69 2.05 (a notification)... */
   readonly code: number;
   readonly attempts: Attempt[];
+  /** Every message id it used (a notification chain changes id with each newer snapshot). */
+  readonly mids: Set<number>;
   /** When an answer to it got through, if one did. */
   settledAt: number | null;
+  /**
+   * When its wait ended other than by its own next transmission: the device sent another request (it
+   * abandoned or gave up this one; NSTART 1), or the hub's relation was replaced or reset.
+   */
+  endedAt: number | null;
 }
+
+/** RFC 7252 MAX_RETRANSMIT + 1. */
+const TRANSMISSIONS = 5;
 
 /** Every exchange in the trace up to `until`, each transmission paired with its answers. */
 function exchangesOf(events: readonly TraceEvent[], until: number): Exchange[] {
   const all: Exchange[] = [];
   const requests = new Map<number, Exchange>();
   let notifications: Exchange | null = null;
+  let lastRequest: Exchange | null = null;
   for (const e of events) {
     if (e.t > until) break;
     if (e.type === CON && e.code !== 0) {
       let x: Exchange | null | undefined = e.up ? requests.get(e.mid) : notifications;
       if (!x) {
-        x = { up: e.up, code: e.code, attempts: [], settledAt: null };
+        x = { up: e.up, code: e.code, attempts: [], mids: new Set(), settledAt: null, endedAt: null };
         all.push(x);
         if (e.up) requests.set(e.mid, x);
         else notifications = x;
       }
-      x.attempts.push({ t: e.t, mid: e.mid, failed: e.dropped, answered: false, answeredAtAll: false });
+      if (e.up && x !== lastRequest) {
+        if (lastRequest && lastRequest.endedAt === null) lastRequest.endedAt = e.t;
+        lastRequest = x;
+      }
+      const firstDelivery = !e.dropped && !x.attempts.some((a) => a.delivered);
+      x.mids.add(e.mid);
+      x.attempts.push({ t: e.t, mid: e.mid, failed: e.dropped, delivered: !e.dropped, answered: false, answeredAtAll: false });
+      if (!e.up && x.attempts.length >= TRANSMISSIONS) notifications = null;
+      // A registration reaching the hub (not a repeat it answers from its cache) replaces the relation.
+      if (e.up && e.code === GET && firstDelivery && notifications) {
+        notifications.endedAt = e.t;
+        notifications = null;
+      }
       continue;
     }
     if (e.type !== ACK && e.type !== RST) continue;
     // An answer going up answers a notification; going down, a request.
     const x = e.up ? notifications : requests.get(e.mid);
-    const a = x?.attempts.at(-1);
-    if (!x || !a || a.mid !== e.mid) continue;
+    if (!x) continue;
+    if (e.up && e.type === RST && !e.dropped && x.mids.has(e.mid)) {
+      // An RST of any of the chain's ids ends the relation at the hub.
+      x.settledAt = e.t;
+      x.endedAt = e.t;
+      notifications = null;
+    }
+    const a = x.attempts.at(-1);
+    if (!a || a.mid !== e.mid) continue;
     a.answeredAtAll = true;
     if (e.dropped) {
       if (!a.answered) a.failed = true;
@@ -133,21 +191,22 @@ export function cutAttempts(events: readonly TraceEvent[], from = -Infinity, unt
   return best;
 }
 
-const GET = 1;
-const POST = 2;
-const CONTENT = 69;
+/** Relay jitter and timer granularity (the hub's wheel ticks every 50 ms) on top of a wait RFC 7252 allows. */
+const SLACK_MS = 100;
 
-/** Failed transmissions' waits of `x` within [from, until]: each until the exchange's next transmission, the last one's until giving up. */
+/**
+ * Failed transmissions' waits of `x` within [from, until]: each until the exchange's next transmission,
+ * at most the timeout RFC 7252 allows that transmission (ACK_TIMEOUT × ACK_RANDOM_FACTOR, doubled per
+ * retransmission), so a sender that waits longer than that gets no excuse for it; the last one's also
+ * ends when something else ended the exchange (Exchange.endedAt).
+ */
 function waits(x: Exchange, from: number, until: number, into: Array<[number, number]>): void {
-  const first = x.attempts[0];
-  const second = x.attempts[1];
-  const firstTimeout = first && second ? second.t - first.t : MAX_FIRST_TIMEOUT_MS;
   x.attempts.forEach((a, i) => {
     if (!a.failed) return;
-    // After the last transmission RFC 7252 waits twice the previous timeout before giving up.
-    const end = x.attempts[i + 1]?.t ?? a.t + firstTimeout * 2 ** i;
+    const allowed = a.t + MAX_FIRST_TIMEOUT_MS * 2 ** i + SLACK_MS;
+    const next = x.attempts[i + 1]?.t ?? x.endedAt ?? Infinity;
     const s = Math.max(a.t, from);
-    const e = Math.min(end, until);
+    const e = Math.min(next, allowed, until);
     if (e > s) into.push([s, e]);
   });
 }
@@ -166,7 +225,7 @@ function covered(spans: Array<[number, number]>): number {
 }
 
 export interface CriticalPath {
-  /** When the relay first passed the hub's 2.05 to the device after `from` (a notification, or a registration's answer), if it did. */
+  /** When the relay first passed the hub's 2.05 with the latest snapshot to the device (a notification, or a registration's answer), if it did by `until`. */
   readonly snapshotAt: number | null;
   /** How long the path spent waiting out transmissions the network failed. */
   readonly lossWaitMs: number;
@@ -176,17 +235,19 @@ export interface CriticalPath {
  * The exchanges a device must get through to converge after a change at `from` (its ack recorded by the
  * hub at `until`), and how long they waited out transmissions the network failed (each failed
  * transmission's wait until its exchange's next one; overlaps merged):
- *  1. until the latest snapshot reaches the device: the hub's notifications, and the device's
- *     registrations (whose answer carries the snapshot too). Every 2.05 the hub sends after the change
- *     carries the latest snapshot;
+ *  1. until the latest snapshot (`version`) reaches the device: the hub's notifications, and the
+ *     device's registrations (whose answer carries the snapshot too). Not any 2.05 will do: the hub
+ *     answers a retransmitted registration with the answer it gave the first time, an older snapshot;
  *  2. from then on: the device's ack POSTs.
  * Nothing else counts: a request the device let stand in the ack's way is the device's time, not the
  * network's. What is left of `until - from` once the waits are taken off is what the clients and the hub took.
  */
-export function criticalPath(events: readonly TraceEvent[], from: number, until: number): CriticalPath {
-  const delivered = events.find((e) => e.t >= from && e.t <= until && !e.up && !e.dropped && e.code === CONTENT && (e.type === CON || e.type === ACK));
+export function criticalPath(events: readonly TraceEvent[], from: number, until: number, version: number): CriticalPath {
+  // No bound below: a version cannot reach the device before the hub made it (its notification often
+  // goes out before the change's HTTP answer, which is `from`).
+  const delivered = events.find((e) => e.t <= until && !e.up && !e.dropped && e.version === version && (e.type === CON || e.type === ACK));
   const snapshotAt = delivered?.t ?? null;
-  const split = snapshotAt ?? until;
+  const split = Math.max(from, snapshotAt ?? until);
   const spans: Array<[number, number]> = [];
   for (const x of exchangesOf(events, until)) {
     if (!x.up || x.code === GET) waits(x, from, split, spans);

@@ -79,7 +79,7 @@ export interface LateDevice {
   readonly device: string;
   /** Last change → the hub recorded its ack of its latest version; null: never. */
   readonly ms: number | null;
-  /** The most transmissions of one of its exchanges the network failed in a row after the last change (relay-trace.ts). */
+  /** The most transmissions of one of its exchanges the network failed in a row, of those live between the last change and its convergence (relay-trace.ts, cutAttempts). */
   readonly cut: number;
   /** Of `ms`, the time the exchanges it had to get through spent waiting out transmissions the network failed (relay-trace.ts, criticalPath). */
   readonly lossWaitMs: number;
@@ -173,7 +173,7 @@ export async function lossyNetwork(opts: LossyOptions): Promise<LossyResult> {
       const trace = relayCounters.traces[d.endpoint?.split('%').at(-1) ?? ''] ?? [];
       const until = at ?? Date.now();
       const cut = cutAttempts(trace, lastChange, until);
-      const wait = criticalPath(trace, lastChange, until).lossWaitMs;
+      const wait = criticalPath(trace, lastChange, until, d.desiredVersion).lossWaitMs;
       const l: LateDevice = { device: d.device, ms, cut: cut.maxRun, lossWaitMs: wait, trace };
       log(
         `past ${MAX_TRANSMIT_SPAN_MS} ms: ${d.device} at ${String(ms)} ms, of which ${wait} ms waiting out transmissions the network failed on the way of the snapshot and of the ack; ` +
