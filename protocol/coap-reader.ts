@@ -24,6 +24,8 @@ export const isSuccessCode = (code: number): boolean => code >> 5 === 2;
 
 export const Code = {
   Empty: 0x00,
+  Get: 0x01, // 0.01
+  Post: 0x02, // 0.02
   Valid: 0x43, // 2.03
   Changed: 0x44, // 2.04
   Content: 0x45, // 2.05

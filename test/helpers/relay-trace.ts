@@ -11,7 +11,8 @@
  * every answer that came back before the next transmission. A transmission that was delivered and got
  * no answer at all is the peer's doing, not the network's: it ends a run of failures like a success does.
  */
-import { option, parseMessage, readBlock } from '../../protocol/coap.ts';
+import { MessageKind, Transmission, option, parseMessage, readBlock } from '../../protocol/coap.ts';
+import { Code } from '../../protocol/coap-reader.ts';
 import { decodeSnapshot } from '../../protocol/snapshot.ts';
 
 
@@ -29,12 +30,12 @@ export interface TraceEvent {
   readonly version?: number;
 }
 
-const CON = 0;
-const ACK = 2;
-const RST = 3;
-const GET = 1;
-const POST = 2;
-const CONTENT = 69;
+const CON = MessageKind.Con;
+const ACK = MessageKind.Ack;
+const RST = MessageKind.Rst;
+const GET = Code.Get;
+const POST = Code.Post;
+const CONTENT = Code.Content;
 
 /** The event a datagram is, or null if it has no CoAP header. A 2.05 carrying a whole snapshot gets its version. */
 export function traceEvent(b: Uint8Array, up: boolean, dropped: boolean, t: number): TraceEvent | null {
@@ -93,8 +94,7 @@ interface Exchange {
   endedAt: number | null;
 }
 
-/** RFC 7252 MAX_RETRANSMIT + 1. */
-const TRANSMISSIONS = 5;
+const TRANSMISSIONS = Transmission.maxRetransmit + 1;
 
 /** Every exchange in the trace up to `until`, each transmission paired with its answers. */
 function exchangesOf(events: readonly TraceEvent[], until: number): Exchange[] {
@@ -163,9 +163,9 @@ export interface CutReport {
 }
 
 /** RFC 7252 §4.8.2, default parameters: an exchange's first transmission to its sender giving up. */
-const MAX_TRANSMIT_WAIT_MS = 93_000;
+const MAX_TRANSMIT_WAIT_MS = Transmission.ackTimeoutMs * (2 ** (Transmission.maxRetransmit + 1) - 1) * Transmission.ackRandomFactor;
 /** RFC 7252 ACK_TIMEOUT × ACK_RANDOM_FACTOR: the longest first wait for an answer. */
-const MAX_FIRST_TIMEOUT_MS = 3_000;
+const MAX_FIRST_TIMEOUT_MS = Transmission.ackTimeoutMs * Transmission.ackRandomFactor;
 
 /**
  * The most transmissions of one confirmable exchange the network failed in a row (see the top of this
