@@ -16,6 +16,9 @@ const piggybacked = (mid: number): Buffer => generateMessage({ ack: true, code: 
 const notificationOf = (mid: number, version = 7): Buffer =>
   generateMessage({ confirmable: true, code: '2.05', messageId: mid, token: Buffer.from([1, 2, 3, 4]), payload: Buffer.from(buildSnapshot(version, { n: version }, new Uint8Array(8)).bytes) });
 
+/** One event, spelled out: time, direction, CoAP type and code byte, message id, dropped, and a 2.05's snapshot version. */
+const ev = (t: number, up: boolean, type: number, code: number, mid: number, dropped: boolean, version?: number): TraceEvent => ({ t, up, type, code, mid, dropped, ...(version === undefined ? {} : { version }) });
+
 /** A little language for traces: "u+" a request up delivered, "u-" dropped; "d" down; "A" an ACK, "R" an RST, "N" a notification (CON down). */
 function trace(steps: string, mid = 100): TraceEvent[] {
   let t = 0;
@@ -88,7 +91,6 @@ test('lossy relay - the critical path: the snapshot\'s way down (notifications, 
   assert.equal(criticalPath(events, 2000, 5100, 7).lossWaitMs, 1000 + 2000, 'clipped to `from`');
   assert.equal(criticalPath(events, 0, 4000, 7).lossWaitMs, 2000 + 900, 'clipped to `until`');
   // The registration was the way down: its answer (2.05 with the snapshot) lost once.
-  const ev = (t: number, up: boolean, type: number, code: number, mid: number, dropped: boolean): TraceEvent => ({ t, up, type, code, mid, dropped });
   const answer = (t: number, dropped: boolean, version: number): TraceEvent => ({ ...ev(t, false, 2, 69, 30, dropped), version });
   const regAndAck = [ev(1000, true, 0, 1, 30, false), answer(1010, true, 7), ev(4000, true, 0, 1, 30, false), answer(4010, false, 7), ev(4020, true, 0, 2, 31, false), ev(4030, false, 2, 68, 31, false)];
   assert.deepEqual(criticalPath(regAndAck, 0, 4020, 7), { snapshotAt: 4010, lossWaitMs: 3000 });
@@ -103,7 +105,6 @@ test('lossy relay - the critical path: the snapshot\'s way down (notifications, 
 });
 
 test('lossy relay - the critical path excuses no wait longer than RFC 7252 allows, nor past the next request, and finds a snapshot delivered before the change was answered', () => {
-  const ev = (t: number, up: boolean, type: number, code: number, mid: number, dropped: boolean, version?: number): TraceEvent => ({ t, up, type, code, mid, dropped, ...(version === undefined ? {} : { version }) });
   const ack = (t: number, mid: number, dropped = false): TraceEvent => ev(t, false, 2, 68, mid, dropped);
   const notified = ev(500, false, 0, 69, 9, false, 7);
   // An ack POST dropped, retransmitted only 10 s later: at most 3.1 s of that is the network's.
@@ -118,7 +119,6 @@ test('lossy relay - the critical path excuses no wait longer than RFC 7252 allow
 });
 
 test('lossy relay - a notification chain ends with a registration reaching the hub, an RST of any of its ids, or its fifth transmission', () => {
-  const ev = (t: number, up: boolean, type: number, code: number, mid: number, dropped: boolean, version?: number): TraceEvent => ({ t, up, type, code, mid, dropped, ...(version === undefined ? {} : { version }) });
   const n = (t: number, mid: number, dropped: boolean, version = 7): TraceEvent => ev(t, false, 0, 69, mid, dropped, version);
   // Three dropped notifications, then a registration reaches the hub: the next notification is the first
   // of a new chain (3.1 s allowed), not the fourth of the old one (24.1 s).

@@ -40,7 +40,7 @@ interface Flow {
   /** Per direction: sequence of arrival, and the highest sequence delivered so far. */
   up: { next: number; delivered: number };
   down: { next: number; delivered: number };
-  trace: TraceEvent[];
+  readonly trace: TraceEvent[];
 }
 
 /** Datagrams kept per device endpoint (a guard: a test's run records a few hundred). */

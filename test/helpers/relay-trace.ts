@@ -30,19 +30,12 @@ export interface TraceEvent {
   readonly version?: number;
 }
 
-const CON = MessageKind.Con;
-const ACK = MessageKind.Ack;
-const RST = MessageKind.Rst;
-const GET = Code.Get;
-const POST = Code.Post;
-const CONTENT = Code.Content;
-
 /** The event a datagram is, or null if it has no CoAP header. A 2.05 carrying a whole snapshot gets its version. */
 export function traceEvent(b: Uint8Array, up: boolean, dropped: boolean, t: number): TraceEvent | null {
   const [first, code, hi, lo] = [b[0], b[1], b[2], b[3]];
   if (first === undefined || code === undefined || hi === undefined || lo === undefined || first >> 6 !== 1) return null;
   const e = { t, up, type: (first >> 4) & 0x03, code, mid: (hi << 8) | lo, dropped };
-  const version = code === CONTENT ? snapshotVersion(b) : undefined;
+  const version = code === Code.Content ? snapshotVersion(b) : undefined;
   return version === undefined ? e : { ...e, version };
 }
 
@@ -69,8 +62,6 @@ interface Attempt {
   readonly delivered: boolean;
   /** An answer got through. */
   answered: boolean;
-  /** An answer came back at all. */
-  answeredAtAll: boolean;
 }
 
 /**
@@ -104,7 +95,7 @@ function exchangesOf(events: readonly TraceEvent[], until: number): Exchange[] {
   let lastRequest: Exchange | null = null;
   for (const e of events) {
     if (e.t > until) break;
-    if (e.type === CON && e.code !== 0) {
+    if (e.type === MessageKind.Con && e.code !== Code.Empty) {
       let x: Exchange | null | undefined = e.up ? requests.get(e.mid) : notifications;
       if (!x) {
         x = { up: e.up, code: e.code, attempts: [], mids: new Set(), settledAt: null, endedAt: null };
@@ -118,20 +109,20 @@ function exchangesOf(events: readonly TraceEvent[], until: number): Exchange[] {
       }
       const firstDelivery = !e.dropped && !x.attempts.some((a) => a.delivered);
       x.mids.add(e.mid);
-      x.attempts.push({ t: e.t, mid: e.mid, failed: e.dropped, delivered: !e.dropped, answered: false, answeredAtAll: false });
+      x.attempts.push({ t: e.t, mid: e.mid, failed: e.dropped, delivered: !e.dropped, answered: false });
       if (!e.up && x.attempts.length >= TRANSMISSIONS) notifications = null;
       // A registration reaching the hub (not a repeat it answers from its cache) replaces the relation.
-      if (e.up && e.code === GET && firstDelivery && notifications) {
+      if (e.up && e.code === Code.Get && firstDelivery && notifications) {
         notifications.endedAt = e.t;
         notifications = null;
       }
       continue;
     }
-    if (e.type !== ACK && e.type !== RST) continue;
+    if (e.type !== MessageKind.Ack && e.type !== MessageKind.Rst) continue;
     // An answer going up answers a notification; going down, a request.
     const x = e.up ? notifications : requests.get(e.mid);
     if (!x) continue;
-    if (e.up && e.type === RST && !e.dropped && x.mids.has(e.mid)) {
+    if (e.up && e.type === MessageKind.Rst && !e.dropped && x.mids.has(e.mid)) {
       // An RST of any of the chain's ids ends the relation at the hub.
       x.settledAt = e.t;
       x.endedAt = e.t;
@@ -139,7 +130,6 @@ function exchangesOf(events: readonly TraceEvent[], until: number): Exchange[] {
     }
     const a = x.attempts.at(-1);
     if (!a || a.mid !== e.mid) continue;
-    a.answeredAtAll = true;
     if (e.dropped) {
       if (!a.answered) a.failed = true;
       continue;
@@ -245,13 +235,13 @@ export interface CriticalPath {
 export function criticalPath(events: readonly TraceEvent[], from: number, until: number, version: number): CriticalPath {
   // No bound below: a version cannot reach the device before the hub made it (its notification often
   // goes out before the change's HTTP answer, which is `from`).
-  const delivered = events.find((e) => e.t <= until && !e.up && !e.dropped && e.version === version && (e.type === CON || e.type === ACK));
+  const delivered = events.find((e) => e.t <= until && !e.up && !e.dropped && e.version === version && (e.type === MessageKind.Con || e.type === MessageKind.Ack));
   const snapshotAt = delivered?.t ?? null;
   const split = Math.max(from, snapshotAt ?? until);
   const spans: Array<[number, number]> = [];
   for (const x of exchangesOf(events, until)) {
-    if (!x.up || x.code === GET) waits(x, from, split, spans);
-    else if (x.code === POST) waits(x, split, until, spans);
+    if (!x.up || x.code === Code.Get) waits(x, from, split, spans);
+    else if (x.code === Code.Post) waits(x, split, until, spans);
   }
   return { snapshotAt, lossWaitMs: covered(spans) };
 }
